@@ -1,0 +1,91 @@
+"""Canonical JSON and the per-box SHA-256 hash chain (痕迹管理).
+
+Every event carries ``prev_hash`` and ``hash``. ``hash`` is SHA-256 over the canonical JSON
+of the event *without* its ``hash`` field (so ``prev_hash`` is covered), which makes any edit,
+insertion or gap in a box's stream detectable later by recomputing the chain.
+
+Canonical JSON: UTF-8, keys sorted, no insignificant whitespace, non-ASCII kept as is, no NaN
+or infinity. Floats use Python's shortest round-trip ``repr``, so a value that went through
+``json.loads`` hashes the same as the original.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from contracts.errors import ChainError
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of the first event in every chain."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode ``value`` as canonical JSON bytes (raises ``ChainError`` for NaN or non-JSON)."""
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise ChainError(f"value is not canonical JSON: {exc}") from exc
+    return text.encode("utf-8")
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the canonical JSON of ``record`` minus its ``hash`` field."""
+    if "prev_hash" not in record:
+        raise ChainError("record has no 'prev_hash'")
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def seal(record: Mapping[str, Any], prev_hash: str) -> dict[str, Any]:
+    """Return a copy of ``record`` with ``prev_hash`` set and its ``hash`` computed."""
+    if not _is_hex64(prev_hash):
+        raise ChainError(f"prev_hash must be 64 hex digits, got {prev_hash!r}")
+    sealed = {k: v for k, v in record.items() if k != "hash"}
+    sealed["prev_hash"] = prev_hash
+    sealed["hash"] = record_hash(sealed)
+    return sealed
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """Where a chain stops verifying: the record's position, its ``seq`` if any, and why."""
+
+    index: int
+    seq: int | None
+    reason: str
+
+
+def verify_chain(
+    records: Iterable[Mapping[str, Any]], prev_hash: str = GENESIS
+) -> ChainBreak | None:
+    """Check that each record links to the previous one and hashes to its ``hash``.
+
+    Returns the first break, or ``None`` when the whole chain verifies. ``prev_hash`` is the
+    hash the first record must link to (``GENESIS`` for a chain checked from its start).
+    """
+    expected_prev = prev_hash
+    for index, record in enumerate(records):
+        seq = record.get("seq")
+        seq = seq if isinstance(seq, int) else None
+        if record.get("prev_hash") != expected_prev:
+            return ChainBreak(
+                index, seq, f"prev_hash {record.get('prev_hash')!r} != {expected_prev!r}"
+            )
+        claimed = record.get("hash")
+        actual = record_hash(record)
+        if claimed != actual:
+            return ChainBreak(index, seq, f"hash {claimed!r} != recomputed {actual!r}")
+        expected_prev = actual
+    return None
+
+
+def _is_hex64(value: object) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )

@@ -1,0 +1,82 @@
+"""The box's configuration (``edge.toml``); see ``firmware_config/edge.example.toml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from contracts.divisions import Tier, parse_tier
+from contracts.errors import ContractError
+from contracts.topics import check_id
+from runtime.config import DiscoveryConfig, HttpConfig, MqttConfig, Section
+
+
+class TelemetryConfig(Section):
+    interval: float = Field(default=30.0, ge=0.5, le=3600, description="seconds between reports")
+
+
+class HubDiscoveryConfig(Section):
+    browse_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="how long each zeroconf browse for the hub waits when mqtt.host is unset",
+    )
+
+
+class EdgeConfig(Section):
+    node_id: str = Field(description="this box's id; also its broker username (ACL %u)")
+    township: str = Field(description="the township's division code (9 or 12 digits)")
+    state_dir: Path = Field(description="writable data directory (SQLite, recordings)")
+    hub_id: str | None = Field(
+        default=None, description="wait for this hub's online state; unset: any hub"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="broker connection")
+    kiosk: HttpConfig = Field(
+        default_factory=lambda: HttpConfig(port=8080), description="the kiosk's local web server"
+    )
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="health")
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="zeroconf")
+    hub_discovery: HubDiscoveryConfig = Field(
+        default_factory=HubDiscoveryConfig, description="finding the hub when no broker is set"
+    )
+
+    @field_validator("node_id", "hub_id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_id(value)
+        except ContractError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("township")
+    @classmethod
+    def _township(cls, value: str) -> str:
+        try:
+            return parse_tier(value, Tier.TOWNSHIP).code
+        except ContractError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _username(self) -> EdgeConfig:
+        if self.mqtt.username is not None and self.mqtt.username != self.node_id:
+            raise ValueError(
+                f"mqtt.username ({self.mqtt.username!r}) must equal node_id ({self.node_id!r}): "
+                "the broker ACL lets a box write only under its own username"
+            )
+        return self
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "edge.db"

@@ -1,0 +1,11 @@
+"""Errors of the box."""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base class for the box's errors."""
+
+
+class HubNotFound(EdgeError):
+    """No hub answered the zeroconf browse and no broker is configured."""

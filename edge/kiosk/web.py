@@ -1,0 +1,68 @@
+"""aiohttp application of the box: ``/`` (kiosk), ``/api/v1/health``, ``/metrics``."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge
+
+from contracts.places import place_name
+from edge.config import EdgeConfig
+from edge.sync.presence import PresenceLink
+from runtime.metrics import metrics_handler
+
+LINK = web.AppKey("link", PresenceLink)
+CONFIG = web.AppKey("config", EdgeConfig)
+VERSION = web.AppKey("version", str)
+
+
+def edge_metrics(link: PresenceLink) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Gauge(
+        "xfv_edge_broker_connected", "1 while connected to the broker", registry=registry
+    ).set_function(lambda: float(link.state.connected))
+    Gauge("xfv_edge_hub_online", "1 while a hub is online", registry=registry).set_function(
+        lambda: float(link.state.hub_online)
+    )
+    Gauge(
+        "xfv_edge_bd_seq", "birth/death sequence of the current connection", registry=registry
+    ).set_function(lambda: float(link.state.bd_seq))
+    Gauge("xfv_edge_births", "births published since start", registry=registry).set_function(
+        lambda: float(link.state.births)
+    )
+    Gauge(
+        "xfv_edge_telemetry_sent", "telemetry reports sent since start", registry=registry
+    ).set_function(lambda: float(link.state.telemetry_sent))
+    return registry
+
+
+async def health(request: web.Request) -> web.Response:
+    link, config = request.app[LINK], request.app[CONFIG]
+    return web.json_response(
+        {
+            "status": "ok",
+            "node": config.node_id,
+            "township": config.township,
+            "township_name": place_name(config.township),
+            "version": request.app[VERSION],
+            "broker": link.state.broker,
+            "connected": link.state.connected,
+            "hub_online": link.state.hub_online,
+            "bd_seq": link.state.bd_seq,
+        }
+    )
+
+
+async def kiosk_page(request: web.Request) -> web.Response:
+    html = resources.files("edge.kiosk").joinpath("static/kiosk.html").read_text("utf-8")
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+def create_app(config: EdgeConfig, link: PresenceLink, version: str) -> web.Application:
+    app = web.Application(client_max_size=1024**2)
+    app[LINK], app[CONFIG], app[VERSION] = link, config, version
+    app.router.add_get("/", kiosk_page)
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_get("/metrics", metrics_handler(edge_metrics(link)))
+    return app

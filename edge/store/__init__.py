@@ -1,0 +1,1 @@
+"""The box's SQLite database."""

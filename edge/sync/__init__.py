@@ -1,0 +1,1 @@
+"""The box's link to its hub over MQTT."""

@@ -1,0 +1,8 @@
+"""The city hub: ingest, case workflow, console, relay, recordings."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("xinfang-video")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0"

@@ -1,0 +1,31 @@
+"""The hub's aiohttp application: routes, middleware, metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from hub.api import auth, edges
+from hub.api.context import CTX, HubContext
+from hub.console import pages
+from runtime.metrics import metrics_handler
+
+
+def create_app(context: HubContext, registry: CollectorRegistry) -> web.Application:
+    app = web.Application(middlewares=[auth.require_token], client_max_size=1024**2)
+    app[CTX] = context
+    r = app.router
+    r.add_get("/api/v1/health", edges.health)
+    r.add_post("/api/v1/login", auth.api_login)
+    r.add_get("/api/v1/me", edges.me)
+    r.add_get("/api/v1/edges", edges.list_edges)
+    r.add_get("/api/v1/edges/stream", edges.stream_edges)
+    r.add_get("/api/v1/edges/{node}", edges.get_edge)
+    r.add_get("/api/v1/quarantine", edges.list_quarantine)
+    r.add_get("/metrics", metrics_handler(registry))
+    r.add_get("/", pages.console_page)
+    r.add_get("/login", pages.login_page)
+    r.add_post("/login", auth.console_login)
+    r.add_post("/logout", auth.console_logout)
+    r.add_get("/static/{name}", pages.static_file)
+    return app

@@ -1,0 +1,96 @@
+"""The hub's composition: store, presence ingest, HTTP API and console, zeroconf.
+
+``HubApp.run()`` runs until cancelled and tears down in reverse order of start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from hub import __version__
+from hub.accounts import LoginThrottle
+from hub.api.context import HubContext
+from hub.api.web import create_app
+from hub.config import HubConfig
+from hub.discovery import hub_announcer
+from hub.ingest.presence import PresenceIngest
+from hub.live import Broadcaster
+from hub.store.db import EdgeRow, HubStore
+from runtime.config import read_secret
+from runtime.http import serve
+
+log = logging.getLogger(__name__)
+
+
+def signing_key(config: HubConfig) -> bytes:
+    """The token key from ``auth.secret_file``, or ``state_dir/hub.key`` (made if missing)."""
+    if config.auth.secret_file:
+        return read_secret(config.auth.secret_file).encode()
+    path = config.state_dir / "hub.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return Path(path).read_text().strip().encode()
+
+
+class HubApp:
+    def __init__(self, config: HubConfig, version: str = __version__) -> None:
+        self.config = config
+        self.version = version
+        self.store = HubStore(config.database)
+        self.registry = CollectorRegistry()
+        self.live = Broadcaster()
+        self.ingest = PresenceIngest(config, self.store, self._changed, self.registry)
+        self._online: dict[str, bool] = {}
+        Gauge(
+            "xfv_hub_broker_connected", "1 while connected to the broker", registry=self.registry
+        ).set_function(lambda: float(self.ingest.connected))
+        Gauge(
+            "xfv_hub_console_streams", "open live console streams", registry=self.registry
+        ).set_function(lambda: float(self.live.subscribers))
+        Gauge("xfv_hub_edges_online", "boxes online", registry=self.registry).set_function(
+            lambda: float(sum(self._online.values()))
+        )
+        Gauge("xfv_hub_edges", "boxes known", registry=self.registry).set_function(
+            lambda: float(len(self._online))
+        )
+        self.http_port: int | None = None
+        self.ready = asyncio.Event()
+
+    def _changed(self, row: EdgeRow) -> None:
+        self._online[row["node"]] = bool(row["online"])
+        self.live.publish(row)
+
+    async def run(self) -> None:
+        config = self.config
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.store)
+            self._online = {r["node"]: r["online"] for r in await self.store.edges()}
+            context = HubContext(
+                config=config,
+                store=self.store,
+                key=signing_key(config),
+                live=self.live,
+                ingest=self.ingest,
+                throttle=LoginThrottle(config.auth.max_login_failures),
+                version=self.version,
+            )
+            self.http_port = await stack.enter_async_context(
+                serve(create_app(context, self.registry), config.http.host, config.http.port)
+            )
+            if config.discovery.announce:
+                await stack.enter_async_context(hub_announcer(config, self.http_port, self.version))
+            log.info(
+                "%s: console on http://%s:%d/", config.hub_id, config.http.host, self.http_port
+            )
+            self.ready.set()
+            await self.ingest.run()

@@ -1,0 +1,78 @@
+"""The hub's configuration (``hub.toml``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from contracts.errors import ContractError
+from contracts.topics import check_id
+from runtime.config import DiscoveryConfig, HttpConfig, MqttConfig, Section
+
+
+class AuthConfig(Section):
+    secret_file: str | None = Field(
+        default=None,
+        description="token signing key (file or credential name); unset: state_dir/hub.key, "
+        "created on first start",
+    )
+    token_ttl_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60, description="token life")
+    cookie_secure: bool = Field(
+        default=False, description="mark the console cookie Secure (set true behind HTTPS)"
+    )
+    max_login_failures: int = Field(
+        default=5, ge=1, description="failed logins per user and client before a 5-minute pause"
+    )
+
+
+class AnnounceConfig(Section):
+    mqtt_host: str | None = Field(
+        default=None, description="broker host boxes should use; unset: the hub's own address"
+    )
+    mqtt_port: int | None = Field(
+        default=None, ge=1, le=65535, description="broker port boxes should use; unset: mqtt.port"
+    )
+
+
+class HubConfig(Section):
+    hub_id: str = Field(description="this hub's id, e.g. the city code 'hub-5101'")
+    state_dir: Path = Field(description="writable data directory (SQLite, keys)")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    http: HttpConfig = Field(
+        default_factory=lambda: HttpConfig(port=8000), description="API and console server"
+    )
+    mqtt: MqttConfig = Field(
+        default_factory=lambda: MqttConfig(host="127.0.0.1"), description="broker connection"
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="logins and tokens")
+    discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="zeroconf")
+    announce: AnnounceConfig = Field(
+        default_factory=AnnounceConfig, description="what the zeroconf announcement tells boxes"
+    )
+
+    @field_validator("hub_id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        try:
+            return check_id(value, "hub_id")
+        except ContractError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("mqtt")
+    @classmethod
+    def _broker(cls, value: MqttConfig) -> MqttConfig:
+        if not value.host:
+            raise ValueError("mqtt.host is required for the hub")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+        return value.upper()
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "hub.db"

@@ -1,0 +1,1 @@
+"""The officials' console: pages in Simplified Chinese (English with ``?lang=en``)."""

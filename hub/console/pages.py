@@ -1,0 +1,78 @@
+"""Console pages: the login form and the box wall. Data comes from ``/api/v1`` in the page."""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+
+from aiohttp import web
+
+from hub.api.auth import console_claims
+
+STATIC = resources.files("hub.console").joinpath("static")
+
+LOGIN_TEXT = {
+    "zh": {
+        "title": "视频接访系统 · 登录",
+        "heading": "视频接访管理平台",
+        "user": "用户名",
+        "password": "密码",
+        "submit": "登录",
+        "other": "English",
+        "other_lang": "en",
+        "invalid": "用户名或密码错误",
+        "missing": "请输入用户名和密码",
+        "throttled": "登录失败次数过多，请 5 分钟后再试",
+    },
+    "en": {
+        "title": "Video Petition Reception · Sign in",
+        "heading": "Video Reception Console",
+        "user": "Username",
+        "password": "Password",
+        "submit": "Sign in",
+        "other": "中文",
+        "other_lang": "zh",
+        "invalid": "Wrong username or password",
+        "missing": "Enter username and password",
+        "throttled": "Too many failed sign-ins; try again in 5 minutes",
+    },
+}
+
+
+def lang_of(request: web.Request) -> str:
+    return "en" if request.query.get("lang") == "en" else "zh"
+
+
+async def login_page(request: web.Request) -> web.Response:
+    lang = lang_of(request)
+    t = LOGIN_TEXT[lang]
+    err = request.query.get("error", "")
+    message = t.get(err, "") if err in ("invalid", "missing", "throttled") else ""
+    template = STATIC.joinpath("login.html").read_text("utf-8")
+    page = template.format(
+        lang="zh-CN" if lang == "zh" else "en",
+        lang_code=lang,
+        error=f'<p class="error" role="alert">{html.escape(message)}</p>' if message else "",
+        **{k: html.escape(v) for k, v in t.items() if k not in ("invalid", "missing", "throttled")},
+    )
+    return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+
+async def console_page(request: web.Request) -> web.Response:
+    if console_claims(request) is None:
+        suffix = "?lang=en" if lang_of(request) == "en" else ""
+        raise web.HTTPSeeOther("/login" + suffix)
+    page = STATIC.joinpath("console.html").read_text("utf-8")
+    return web.Response(
+        text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def static_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in {"console.js", "console.css"}:
+        raise web.HTTPNotFound()
+    kind = "application/javascript" if name.endswith(".js") else "text/css"
+    return web.Response(
+        text=STATIC.joinpath(name).read_text("utf-8"), content_type=kind, charset="utf-8"
+    )

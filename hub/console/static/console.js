@@ -1,0 +1,143 @@
+"use strict";
+// The box wall: a snapshot and live updates from /api/v1/edges/stream (server-sent events).
+const TEXT = {
+  zh: { title: "视频接访 · 终端监控", connecting: "连接中…", live: "实时", online: "在线",
+        offline: "离线", total: "终端总数", logout: "退出", empty: "辖区内尚无终端接入",
+        other: "English", version: "版本", temp: "CPU 温度", disk: "剩余空间", load: "负载",
+        seen: "最后上报", since: "离线于", ago: (s) => fmtAgo(s, "秒前", "分钟前", "小时前", "天前") },
+  en: { title: "Video Reception · Box Wall", connecting: "connecting…", live: "live",
+        online: "online", offline: "offline", total: "boxes", logout: "Sign out",
+        empty: "No boxes in your jurisdiction yet", other: "中文", version: "version",
+        temp: "CPU temp", disk: "disk free", load: "load", seen: "last report",
+        since: "offline since", ago: (s) => fmtAgo(s, "s ago", "min ago", "h ago", "d ago") },
+};
+function fmtAgo(s, sec, min, hr, day) {
+  if (s < 60) return Math.max(0, Math.round(s)) + " " + sec;
+  if (s < 3600) return Math.round(s / 60) + " " + min;
+  if (s < 86400) return Math.round(s / 3600) + " " + hr;
+  return Math.round(s / 86400) + " " + day;
+}
+const params = new URLSearchParams(location.search);
+let lang = params.get("lang") === "en" ? "en" : (localStorage.getItem("xfv-lang") || "zh");
+const edges = new Map();
+
+function t(key) { return TEXT[lang][key]; }
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+function gb(bytes) { return (bytes / 1e9).toFixed(1) + " GB"; }
+function ageSeconds(iso) { return iso ? (Date.now() - Date.parse(iso)) / 1000 : null; }
+function name(e, key) { return lang === "en" ? e[key + "_en"] : e[key]; }
+
+function tile(e) {
+  const tel = e.telemetry || {};
+  const dl = el("dl");
+  const row = (k, v) => dl.append(el("dt", {}, t(k)), el("dd", {}, v));
+  row("version", e.version || "–");
+  if (tel.cpu_temp_c != null) row("temp", tel.cpu_temp_c.toFixed(1) + " °C");
+  if (tel.disk_total) {
+    const dd = el("dd", {}, gb(tel.disk_free));
+    const meter = el("div", { class: "meter" }, el("div"));
+    meter.firstChild.style.width = (100 * (1 - tel.disk_free / tel.disk_total)).toFixed(0) + "%";
+    dd.append(meter);
+    dl.append(el("dt", {}, t("disk")), dd);
+  }
+  if (tel.load1 != null) row("load", tel.load1.toFixed(2));
+  if (e.online) {
+    const age = ageSeconds(e.last_seen_at);
+    if (age != null) row("seen", t("ago")(age));
+  } else if (e.offline_at) {
+    row("since", new Date(e.offline_at).toLocaleString(lang === "en" ? "en-GB" : "zh-CN"));
+  }
+  return el("div", { class: "tile", "data-node": e.node, "data-online": String(e.online) },
+    el("div", { class: "name" }, el("span", { class: "light " + (e.online ? "green" : "red") }),
+       e.node, el("span", { class: "state" }, e.online ? t("online") : t("offline"))),
+    dl);
+}
+
+function render() {
+  const all = [...edges.values()];
+  const online = all.filter((e) => e.online).length;
+  document.getElementById("n-online").textContent = online;
+  document.getElementById("n-offline").textContent = all.length - online;
+  document.getElementById("n-total").textContent = all.length;
+  document.getElementById("bar-online").style.width =
+    (all.length ? (100 * online) / all.length : 0) + "%";
+  document.getElementById("empty").hidden = all.length > 0;
+  const counties = new Map();
+  for (const e of all.sort((a, b) => (a.township + a.node).localeCompare(b.township + b.node))) {
+    if (!counties.has(e.county)) counties.set(e.county, new Map());
+    const towns = counties.get(e.county);
+    if (!towns.has(e.township)) towns.set(e.township, []);
+    towns.get(e.township).push(e);
+  }
+  const root = document.getElementById("counties");
+  root.replaceChildren();
+  for (const [county, towns] of counties) {
+    const boxes = [...towns.values()].flat();
+    const up = boxes.filter((e) => e.online).length;
+    const sec = el("section", { class: "county", "data-county": county },
+      el("h2", {}, name(boxes[0], "county_name"), el("small", {}, `${up}/${boxes.length} ${t("online")}`)));
+    for (const [town, list] of towns) {
+      sec.append(el("div", { class: "township", "data-township": town },
+        el("h3", {}, name(list[0], "township_name")),
+        el("div", { class: "tiles" }, ...list.map(tile))));
+    }
+    root.append(sec);
+  }
+}
+
+function applyLang() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = t("title");
+  for (const n of document.querySelectorAll("[data-i18n]")) {
+    if (n.id !== "live") n.textContent = t(n.dataset.i18n);
+  }
+  document.getElementById("lang").textContent = t("other");
+  render();
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const source = new EventSource("/api/v1/edges/stream");
+  source.addEventListener("open", () => { live.className = "live"; live.textContent = t("live"); });
+  source.addEventListener("snapshot", (ev) => {
+    edges.clear();
+    for (const e of JSON.parse(ev.data).edges) edges.set(e.node, e);
+    render();
+  });
+  source.addEventListener("edge", (ev) => {
+    const e = JSON.parse(ev.data);
+    edges.set(e.node, e);
+    render();
+  });
+  source.addEventListener("error", () => {
+    live.className = "live off"; live.textContent = t("connecting");
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+  });
+}
+
+async function whoami() {
+  const r = await fetch("/api/v1/me");
+  if (r.status === 401) { location.href = "/login"; return; }
+  const me = await r.json();
+  document.getElementById("who").textContent =
+    `${me.username} · ${lang === "en" ? me.role : me.role_name} · ${me.jurisdiction_name}`;
+}
+
+document.getElementById("lang").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem("xfv-lang", lang);
+  applyLang();
+  whoami();
+});
+applyLang();
+whoami();
+connect();
+setInterval(render, 10000);  // keep "seconds ago" fresh

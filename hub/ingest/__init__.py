@@ -1,0 +1,1 @@
+"""What the hub takes in from its broker."""

@@ -1,0 +1,236 @@
+"""The hub's database: the box registry, users, the audit log and the quarantine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from contracts.access import Role
+from contracts.presence import Birth, Death
+from contracts.telemetry import Telemetry
+from hub.errors import UserExists
+from hub.store.migrations import migrations
+from runtime.sqlite import Store
+
+EdgeRow = dict[str, Any]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    password_hash: str
+    role: Role
+    jurisdiction: str
+    display_name: str
+    disabled: bool
+
+
+def _edge(row: dict[str, Any] | None) -> EdgeRow | None:
+    if row is None:
+        return None
+    out = dict(row)
+    out["online"] = bool(out["online"])
+    out["telemetry"] = json.loads(out["telemetry"]) if out.get("telemetry") else None
+    return out
+
+
+class HubStore(Store):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, migrations, synchronous="NORMAL")
+
+    # -- box registry -------------------------------------------------------------------
+
+    async def record_birth(self, birth: Birth) -> EdgeRow:
+        """Mark the box online under this birth's ``bd_seq`` (a birth always wins)."""
+
+        def write(db: Database) -> EdgeRow:
+            ts = now_iso()
+            with db.atomic():
+                db.execute(
+                    """INSERT INTO edges (node, township, version, online, bd_seq, kiosk_port,
+                           first_seen_at, last_birth_at, last_seen_at, offline_at)
+                       VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, NULL)
+                       ON CONFLICT(node) DO UPDATE SET township=excluded.township,
+                           version=excluded.version, online=1, bd_seq=excluded.bd_seq,
+                           kiosk_port=excluded.kiosk_port, last_birth_at=excluded.last_birth_at,
+                           last_seen_at=excluded.last_seen_at, offline_at=NULL""",
+                    [
+                        birth.node,
+                        birth.township,
+                        birth.version,
+                        birth.bd_seq,
+                        birth.kiosk_port,
+                        ts,
+                        ts,
+                        ts,
+                    ],
+                )
+                row = _edge(db.table("edges").get(birth.node))
+            assert row is not None
+            return row
+
+        return await self.run(write)
+
+    async def record_death(self, death: Death) -> EdgeRow | None:
+        """Mark the box offline if ``death.bd_seq`` is its current one; else ignore (stale)."""
+
+        def write(db: Database) -> EdgeRow | None:
+            with db.atomic():
+                cur = db.execute(
+                    "UPDATE edges SET online=0, offline_at=? "
+                    "WHERE node=? AND bd_seq=? AND online=1",
+                    [now_iso(), death.node, death.bd_seq],
+                )
+                if cur.rowcount == 0:
+                    return None
+                return _edge(db.table("edges").get(death.node))
+
+        return await self.run(write)
+
+    async def record_telemetry(self, report: Telemetry) -> EdgeRow | None:
+        """Store the latest health report of a known box (unknown boxes: ``None``)."""
+
+        def write(db: Database) -> EdgeRow | None:
+            ts = now_iso()
+            with db.atomic():
+                cur = db.execute(
+                    "UPDATE edges SET telemetry=?, telemetry_at=?, last_seen_at=? WHERE node=?",
+                    [report.model_dump_json(), ts, ts, report.node],
+                )
+                if cur.rowcount == 0:
+                    return None
+                return _edge(db.table("edges").get(report.node))
+
+        return await self.run(write)
+
+    async def edges(self, jurisdiction: str = "") -> list[EdgeRow]:
+        """Boxes whose township lies in ``jurisdiction`` (a code prefix), by township, node."""
+
+        def read(db: Database) -> list[EdgeRow]:
+            rows = db.query(
+                "SELECT * FROM edges WHERE township LIKE ? || '%' ORDER BY township, node",
+                [jurisdiction],
+            )
+            return [r for r in (_edge(row) for row in rows) if r is not None]
+
+        return await self.run(read)
+
+    async def edge(self, node: str) -> EdgeRow | None:
+        def read(db: Database) -> EdgeRow | None:
+            rows = list(db.query("SELECT * FROM edges WHERE node = ?", [node]))
+            return _edge(rows[0]) if rows else None
+
+        return await self.run(read)
+
+    # -- users and audit ----------------------------------------------------------------
+
+    async def add_user(
+        self,
+        username: str,
+        password_hash: str,
+        role: Role,
+        jurisdiction: str,
+        display_name: str = "",
+        *,
+        replace: bool = False,
+    ) -> None:
+        def write(db: Database) -> None:
+            with db.atomic():
+                exists = bool(list(db.query("SELECT 1 FROM users WHERE username=?", [username])))
+                if exists and not replace:
+                    raise UserExists(f"user {username!r} already exists")
+                db.table("users").upsert(
+                    {
+                        "username": username,
+                        "password_hash": password_hash,
+                        "role": role.value,
+                        "jurisdiction": jurisdiction,
+                        "display_name": display_name or username,
+                        "created_at": now_iso(),
+                        "disabled": 0,
+                    },
+                    pk="username",
+                )
+
+        await self.run(write)
+
+    async def user(self, username: str) -> User | None:
+        def read(db: Database) -> User | None:
+            rows = list(db.query("SELECT * FROM users WHERE username = ?", [username]))
+            if not rows:
+                return None
+            r = rows[0]
+            return User(
+                r["username"],
+                r["password_hash"],
+                Role(r["role"]),
+                r["jurisdiction"],
+                r["display_name"],
+                bool(r["disabled"]),
+            )
+
+        return await self.run(read)
+
+    async def audit(
+        self,
+        actor: str | None,
+        action: str,
+        target: str = "",
+        client: str = "",
+        **detail: Any,
+    ) -> None:
+        def write(db: Database) -> None:
+            with db.atomic():
+                db.table("audit").insert(
+                    {
+                        "ts": now_iso(),
+                        "actor": actor,
+                        "action": action,
+                        "target": target,
+                        "client": client,
+                        "detail": json.dumps(detail, ensure_ascii=False),
+                    }
+                )
+
+        await self.run(write)
+
+    # -- quarantine -----------------------------------------------------------------------
+
+    async def quarantine(self, topic: str, node: str | None, reason: str, payload: bytes) -> int:
+        """Keep a message that could not be accepted, with the reason; returns its id."""
+
+        def write(db: Database) -> int:
+            with db.atomic():
+                table = db.table("quarantine")
+                table.insert(
+                    {
+                        "received_at": now_iso(),
+                        "topic": topic,
+                        "node": node,
+                        "reason": reason,
+                        "payload": payload,
+                    }
+                )
+                return int(table.last_pk or 0)
+
+        return await self.run(write)
+
+    async def quarantined(self, limit: int = 100) -> list[dict[str, Any]]:
+        def read(db: Database) -> list[dict[str, Any]]:
+            rows = db.query(
+                "SELECT id, received_at, topic, node, reason, length(payload) AS size "
+                "FROM quarantine ORDER BY id DESC LIMIT ?",
+                [limit],
+            )
+            return list(rows)
+
+        return await self.run(read)

@@ -1,0 +1,61 @@
+"""What every deployable's command line shares: loading config with one line per problem,
+``check-config``, and running a service until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel
+
+from runtime.config import load_config
+from runtime.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
+
+
+def load_or_exit(path: str | Path, model: type[M]) -> M:
+    """Load config or print each problem (``file: key: message``) and exit 2."""
+    try:
+        return load_config(path, model)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"{exc.path}: {problem}", err=True)
+        raise SystemExit(2) from None
+
+
+def check_config_command(model: type[BaseModel]) -> click.Command:
+    @click.command("check-config")
+    @click.argument("config_file", type=click.Path(dir_okay=False))
+    def check_config(config_file: str) -> None:
+        """Validate CONFIG_FILE; print each problem with its key and exit non-zero."""
+        load_or_exit(config_file, model)
+        click.echo(f"{config_file}: ok")
+
+    return check_config
+
+
+def run_until_signal(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main()`` until it returns or SIGINT/SIGTERM cancels it (then it cleans up)."""
+
+    async def runner() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await main()
+        except asyncio.CancelledError:
+            log.info("stopping on signal")
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    asyncio.run(runner())

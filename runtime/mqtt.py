@@ -1,0 +1,137 @@
+"""The asyncio MQTT connection loop both the box and the hub run.
+
+``aiomqtt`` drives paho on the event loop (socket reader/writer callbacks; no paho thread, so
+callbacks never touch the database from a foreign thread). A new client is built for every
+connect because the will must change with every connect: it carries that connection's
+``bd_seq`` (Sparkplug's rule), so a stale will is recognisable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+
+from runtime.config import MqttConfig, read_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class WillMessage:
+    topic: str
+    payload: bytes
+
+
+class Backoff:
+    """Exponential reconnect delays with full jitter, reset after a good connection."""
+
+    def __init__(self, first: float, largest: float) -> None:
+        self.first, self.largest = first, largest
+        self._next = first
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.largest)
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+    if not config.tls:
+        return None
+    ctx = ssl.create_default_context(cafile=config.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def make_client(
+    config: MqttConfig,
+    broker: BrokerAddress,
+    client_id: str,
+    will: WillMessage | None,
+    *,
+    clean_session: bool = True,
+    config_dir: Path | None = None,
+) -> aiomqtt.Client:
+    """Build (not connect) a client for ``broker`` with ``will`` as its retained QoS 1 will."""
+    password = read_secret(config.password_file, config_dir) if config.password_file else None
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        identifier=client_id,
+        username=config.username,
+        password=password,
+        keepalive=config.keepalive,
+        clean_session=clean_session,
+        tls_context=tls_context(config),
+        timeout=10,
+        will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=True) if will else None,
+    )
+
+
+Session = Callable[[aiomqtt.Client], Awaitable[None]]
+
+
+async def connection_loop(
+    *,
+    name: str,
+    config: MqttConfig,
+    broker: Callable[[], Awaitable[BrokerAddress]],
+    client: Callable[[BrokerAddress], Awaitable[aiomqtt.Client]],
+    session: Session,
+    on_state: Callable[[bool], None] | None = None,
+) -> None:
+    """Connect, run ``session`` while connected, reconnect with backoff; forever until cancelled.
+
+    ``broker`` is awaited before each attempt (it may browse zeroconf); ``client`` builds a fresh
+    client for each attempt (it may bump ``bd_seq``). ``session`` returning ends the connection
+    normally and the loop reconnects at once; an ``MqttError`` reconnects after a delay.
+    """
+    backoff = Backoff(config.reconnect_min, config.reconnect_max)
+    while True:
+        address = await broker()
+        mqtt = await client(address)
+        connected = False
+        failure: BaseException | None = None
+        try:
+            async with mqtt:
+                connected = True
+                log.info("%s: connected to broker %s", name, address)
+                if on_state:
+                    on_state(True)
+                backoff.reset()
+                await session(mqtt)
+                continue
+        except* aiomqtt.MqttError as group:  # a session's task group may raise several
+            failure = first_leaf(group)
+        finally:
+            if on_state and connected:
+                on_state(False)
+        delay = backoff.next_delay()
+        verb = "lost connection to" if connected else "cannot connect to"
+        log.warning("%s: %s broker %s: %s; retry in %.1fs", name, verb, address, failure, delay)
+        await asyncio.sleep(delay)
+
+
+def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception in a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

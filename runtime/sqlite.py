@@ -1,0 +1,99 @@
+"""One SQLite database, one writer thread.
+
+sqlite-utils is synchronous, so every call runs on a single dedicated thread: the event loop
+never blocks on the disk, and there is exactly one writer per database. The database is in WAL
+mode; schema changes happen only through named, transactional sqlite-utils ``Migrations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, ParamSpec, Self, TypeVar
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from runtime.errors import StoreClosed
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def open_database(
+    path: Path, migrations: Migrations, synchronous: Literal["NORMAL", "FULL"] = "FULL"
+) -> Database:
+    """Open (creating if needed) a WAL database at ``path`` and apply pending migrations."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    db = Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    migrations.apply(db)
+    return db
+
+
+class Store:
+    """An async handle on one database; subclasses add the domain methods.
+
+    Use as ``async with Store(path, migrations) as store``; ``close()`` is safe to call twice.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        migrations: Migrations,
+        synchronous: Literal["NORMAL", "FULL"] = "FULL",
+    ) -> None:
+        self.path = path
+        self._migrations = migrations
+        self._synchronous: Literal["NORMAL", "FULL"] = synchronous
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: Database | None = None
+
+    async def open(self) -> Self:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-{self.path.stem}")
+            self._db = await self._submit(
+                open_database, self.path, self._migrations, self._synchronous
+            )
+            log.debug("opened %s", self.path)
+        return self
+
+    async def close(self) -> None:
+        executor, db = self._executor, self._db
+        self._executor, self._db = None, None
+        if executor is None:
+            return
+        if db is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, db.close)
+        executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def run(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn(db)`` on the database thread and return its result."""
+        if self._db is None:
+            raise StoreClosed(f"database {str(self.path)!r} is closed")
+        return await self._submit(fn, self._db)
+
+    async def _submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._executor is None:
+            raise StoreClosed(f"database {str(self.path)!r} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))

@@ -1,0 +1,8 @@
+"""WebSocket rooms for live reception: who may join which session, the queue, SDP exchange."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("xinfang-video")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0"

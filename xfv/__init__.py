@@ -1,0 +1,1 @@
+"""The ``xfv`` command: the composition root that may import every part."""
