@@ -48,7 +48,7 @@ class Mosquitto:
     def password_file(self, user: str) -> Path:
         """A file holding ``user``'s broker password (what ``password_file`` points at)."""
         path = self.workdir / "secrets" / user
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(password_of(user))
         return path
 

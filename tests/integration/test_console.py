@@ -1,0 +1,98 @@
+"""The console in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.integration.test_presence import online_with
+from tests.support.broker import Mosquitto
+from tests.support.procs import Hub, XfvProcess, start_edge, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("Debian's chromium is missing: `make test` installs it")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def login(page: Page, hub: Hub) -> None:
+    page.goto(hub.base + "/")
+    expect(page).to_have_url(hub.base + "/login")
+    expect(page.locator("h1")).to_have_text("视频接访管理平台")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text("用户名或密码错误")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", hub.admin_password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(hub.base + "/")
+
+
+def test_console_shows_a_box_go_offline_without_a_reload(
+    tmp_path: Path,
+    browser: Browser,
+    hub: Hub,
+    mosquitto: Mosquitto,
+    processes: list[XfvProcess],
+) -> None:
+    token = hub.login()
+    doomed = start_edge(tmp_path / "a", "box-a", "510104020", mosquitto)
+    processes += [doomed, start_edge(tmp_path / "b", "box-b", "510104021", mosquitto)]
+    for node in ("box-a", "box-b"):
+        wait_until(f"{node} online", lambda n=node: online_with(hub, token, n))
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    login(page, hub)
+    tile = page.locator('.tile[data-node="box-a"]')
+    expect(tile).to_have_attribute("data-online", "true")
+    expect(page.locator('.tile[data-node="box-b"]')).to_have_attribute("data-online", "true")
+    expect(page.locator('[data-county="510104"] h2')).to_contain_text("锦江区")
+    expect(page.locator('[data-township="510104020"] h3')).to_have_text("督院街街道")
+    expect(page.locator("#n-online")).to_have_text("2")
+    expect(page.locator("#live")).to_have_text("实时")
+    page.evaluate("window.__sameDocument = 42")
+
+    doomed.kill()
+    expect(tile).to_have_attribute("data-online", "false", timeout=10_000)
+    expect(tile.locator(".state")).to_have_text("离线")
+    expect(page.locator("#n-offline")).to_have_text("1")
+    expect(page.locator("#n-online")).to_have_text("1")
+    assert page.evaluate("window.__sameDocument") == 42, "the page was reloaded"
+    page.screenshot(path=str(tmp_path / "console-offline.png"), full_page=True)
+
+    processes.append(doomed.start())
+    expect(tile).to_have_attribute("data-online", "true", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") == 42
+
+    page.click("#lang")
+    expect(page.locator("header h1")).to_have_text("Video Reception · Box Wall")
+    expect(page.locator('[data-township="510104020"] h3')).to_have_text("Duyuanjie Subdistrict")
+    page.close()
+
+
+def test_console_without_a_session_redirects_to_login(browser: Browser, hub: Hub) -> None:
+    page = browser.new_page()
+    page.goto(hub.base + "/?lang=en")
+    expect(page).to_have_url(hub.base + "/login?lang=en")
+    expect(page.locator("h1")).to_have_text("Video Reception Console")
+    page.close()
