@@ -131,24 +131,28 @@ def test_metrics_are_served_by_hub_and_box(
     assert status == 200 and health["hub_online"] and health["node"] == "box-g"
 
 
+def check_config(part: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [XFV, part, "check-config", str(path)], capture_output=True, text=True, check=False
+    )
+
+
 def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     bad = tmp_path / "edge.toml"
     bad.write_text(
         'node_id = "box-a"\ntownship = "510104021"\nstate_dir = "/tmp/x"\n'
         "[mqtt]\nkeepalive = 1\ncolour = 'red'\n"
     )
-    result = subprocess.run([XFV, "edge", "check-config", str(bad)], capture_output=True, text=True)
+    result = check_config("edge", bad)
     assert result.returncode == 2
     assert "mqtt.keepalive: Input should be greater than or equal to 2 (got 1)" in result.stderr
     assert "mqtt.colour: unknown key" in result.stderr
     bad.write_text('hub_id = "hub-1"\n')
-    result = subprocess.run([XFV, "hub", "check-config", str(bad)], capture_output=True, text=True)
+    result = check_config("hub", bad)
     assert result.returncode == 2
     assert "state_dir: required key is missing" in result.stderr
     example = Path(__file__).parents[2] / "firmware_config" / "edge.example.toml"
-    result = subprocess.run(
-        [XFV, "edge", "check-config", str(example)], capture_output=True, text=True
-    )
+    result = check_config("edge", example)
     assert result.returncode == 0, result.stderr
 
 
