@@ -29,9 +29,9 @@ def canonical_json(value: Any) -> bytes:
         text = json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
-    except (TypeError, ValueError) as exc:
+        return text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (lone surrogate) is a ValueError
         raise ChainError(f"value is not canonical JSON: {exc}") from exc
-    return text.encode("utf-8")
 
 
 def record_hash(record: Mapping[str, Any]) -> str:

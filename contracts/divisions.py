@@ -99,8 +99,6 @@ def parse_division(value: str) -> DivisionCode:
         raise InvalidDivisionCode(f"division code {value!r} starts with no known province")
     if any(raw[i : i + 2] == "00" for i in (2, 4) if i < min(len(raw), 6)):
         raise InvalidDivisionCode(f"division code {value!r} has an empty (00) level")
-    if len(raw) == 9 and raw[6:] == "000":
-        raise InvalidDivisionCode(f"division code {value!r} has an empty (000) township level")
     return DivisionCode(raw)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, TypeAdapter
 
 from contracts.divisions import Tier, parse_tier
-from contracts.wire import NodeId, WireModel, decode, utcnow
+from contracts.wire import NodeId, WireModel, decode_as, utcnow
 
 
 def _township(value: str) -> str:
@@ -50,15 +50,12 @@ class Death(WireModel):
 EdgeStatus = Annotated[Birth | Death, Field(discriminator="state")]
 
 
-class _StatusEnvelope(WireModel):
-    status: EdgeStatus
+_STATUS: TypeAdapter[Birth | Death] = TypeAdapter(EdgeStatus)
 
 
-def decode_status(payload: bytes | str) -> Birth | Death:
+def decode_status(payload: bytes | bytearray | str) -> Birth | Death:
     """Parse a status payload into ``Birth`` or ``Death`` by its ``state`` field."""
-    raw = payload if isinstance(payload, bytes) else payload.encode()
-    wrapped = b'{"status":' + raw + b"}"
-    return decode(_StatusEnvelope, wrapped).status
+    return decode_as(_STATUS, "EdgeStatus", payload)
 
 
 class HubState(WireModel):

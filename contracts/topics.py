@@ -19,7 +19,7 @@ from enum import StrEnum
 from contracts.errors import InvalidNodeId, InvalidTopic
 
 PREFIX = "xfv/v1"
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 class EdgeChannel(StrEnum):
@@ -34,7 +34,7 @@ class EdgeChannel(StrEnum):
 
 def check_id(value: str, what: str = "node id") -> str:
     """Return ``value`` if it can be one topic level (lowercase letters, digits, '-', '_')."""
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise InvalidNodeId(
             f"{what} must be 1-63 lowercase letters, digits, '-' or '_' "
             f"starting with a letter or digit, got {value!r}"
@@ -90,7 +90,10 @@ class EdgeTopic:
 
 
 def parse_edge_topic(topic: str) -> EdgeTopic:
-    """Split ``xfv/v1/edge/{node}/{channel}`` (raises ``InvalidTopic`` for anything else)."""
+    """Split ``xfv/v1/edge/{node}/{channel}``.
+
+    Raises ``InvalidTopic`` for another layout or channel, ``InvalidNodeId`` for a bad node.
+    """
     parts = topic.split("/")
     if len(parts) != 5 or "/".join(parts[:3]) != f"{PREFIX}/edge":
         raise InvalidTopic(f"not a per-box topic under {PREFIX}/edge: {topic!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from contracts.errors import InvalidNodeId, MalformedMessage
 from contracts.topics import check_id
@@ -38,19 +38,23 @@ def utcnow() -> dt.datetime:
 
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def decode(model: type[M], payload: bytes | bytearray | str) -> M:
     """Parse a JSON payload into ``model``; raises ``MalformedMessage`` saying why."""
-    size = len(payload)
+    return decode_as(TypeAdapter(model), model.__name__, payload)
+
+
+def decode_as(adapter: TypeAdapter[T], name: str, payload: bytes | bytearray | str) -> T:
+    """Parse a JSON payload with ``adapter`` (e.g. a union of models) after the size check."""
+    size = len(payload.encode("utf-8")) if isinstance(payload, str) else len(payload)
     if size > MAX_PAYLOAD_BYTES:
-        raise MalformedMessage(
-            f"{model.__name__} payload of {size} bytes exceeds {MAX_PAYLOAD_BYTES}"
-        )
+        raise MalformedMessage(f"{name} payload of {size} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        return model.model_validate_json(payload)
+        return adapter.validate_json(payload)
     except ValidationError as exc:
-        raise MalformedMessage(f"{model.__name__}: {_summary(exc)}") from None
+        raise MalformedMessage(f"{name}: {_summary(exc)}") from None
 
 
 def _summary(exc: ValidationError) -> str:
