@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from contracts.divisions import Tier, parse_tier
 from contracts.errors import ContractError
 from contracts.topics import check_id
-from runtime.config import DiscoveryConfig, HttpConfig, MqttConfig, Section
+from runtime.config import DiscoveryConfig, HttpConfig, LogLevel, MqttConfig, Section
 
 
 class TelemetryConfig(Section):
@@ -32,7 +32,7 @@ class EdgeConfig(Section):
     hub_id: str | None = Field(
         default=None, description="wait for this hub's online state; unset: any hub"
     )
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="broker connection")
     kiosk: HttpConfig = Field(
         default_factory=lambda: HttpConfig(port=8080), description="the kiosk's local web server"
@@ -60,13 +60,6 @@ class EdgeConfig(Section):
             return parse_tier(value, Tier.TOWNSHIP).code
         except ContractError as exc:
             raise ValueError(str(exc)) from None
-
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-        return value.upper()
 
     @model_validator(mode="after")
     def _username(self) -> EdgeConfig:

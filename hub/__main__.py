@@ -14,28 +14,12 @@ from hub.app import HubApp
 from hub.config import HubConfig
 from hub.errors import UserExists
 from hub.store.db import HubStore
-from runtime.cli import check_config_command, load_or_exit, run_until_signal
-from runtime.logs import setup_logging
+from runtime.cli import check_config_command, load_or_exit, run_command
 
 
 @click.group("hub")
 def cli() -> None:
     """The city hub."""
-
-
-@cli.command("run")
-@click.option(
-    "--config",
-    "config_file",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="the hub's hub.toml",
-)
-def run(config_file: str) -> None:
-    """Run the hub until SIGINT or SIGTERM."""
-    config = load_or_exit(config_file, HubConfig)
-    setup_logging(config.log_level)
-    run_until_signal(HubApp(config).run)
 
 
 @cli.command("add-user")
@@ -88,6 +72,7 @@ def add_user(
     click.echo(f"user {username!r} ({role}, jurisdiction {jur}) saved")
 
 
+cli.add_command(run_command(HubConfig, HubApp, "the hub"))
 cli.add_command(check_config_command(HubConfig))
 
 if __name__ == "__main__":

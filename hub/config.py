@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from contracts.errors import ContractError
 from contracts.topics import check_id
-from runtime.config import DiscoveryConfig, HttpConfig, MqttConfig, Section
+from runtime.config import DiscoveryConfig, HttpConfig, LogLevel, MqttConfig, Section
 
 
 class AuthConfig(Section):
@@ -38,7 +38,7 @@ class AnnounceConfig(Section):
 class HubConfig(Section):
     hub_id: str = Field(description="this hub's id, e.g. the city code 'hub-5101'")
     state_dir: Path = Field(description="writable data directory (SQLite, keys)")
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     http: HttpConfig = Field(
         default_factory=lambda: HttpConfig(port=8000), description="API and console server"
     )
@@ -65,13 +65,6 @@ class HubConfig(Section):
         if not value.host:
             raise ValueError("mqtt.host is required for the hub")
         return value
-
-    @field_validator("log_level")
-    @classmethod
-    def _level(cls, value: str) -> str:
-        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-        return value.upper()
 
     @property
     def database(self) -> Path:

@@ -8,13 +8,14 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 from pydantic import BaseModel
 
 from runtime.config import load_config
 from runtime.errors import ConfigError
+from runtime.logs import setup_logging
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -39,6 +40,29 @@ def check_config_command(model: type[BaseModel]) -> click.Command:
         click.echo(f"{config_file}: ok")
 
     return check_config
+
+
+class Service(Protocol):
+    async def run(self) -> None: ...
+
+
+def run_command(model: type[M], service: Callable[[M], Service], what: str) -> click.Command:
+    """``run --config FILE``: load and validate, set up logging, run until a signal."""
+
+    @click.command("run", help=f"Run {what} until SIGINT or SIGTERM.")
+    @click.option(
+        "--config",
+        "config_file",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help=f"the TOML configuration of {what}",
+    )
+    def run(config_file: str) -> None:
+        config = load_or_exit(config_file, model)
+        setup_logging(getattr(config, "log_level", "INFO"))
+        run_until_signal(service(config).run)
+
+    return run
 
 
 def run_until_signal(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

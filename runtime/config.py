@@ -18,6 +18,9 @@ from runtime.errors import ConfigError, SecretError
 M = TypeVar("M", bound=BaseModel)
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class Section(BaseModel):
     """Base of every config model: unknown keys are errors."""
 

@@ -11,7 +11,6 @@ import logging
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Literal, Self
 
 from zeroconf import (
@@ -24,6 +23,8 @@ from zeroconf import (
     Zeroconf,
 )
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from runtime.resource import AsyncResource
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Announced:
         return self.name.removesuffix("." + self.service)
 
 
-class Announcer:
+class Announcer(AsyncResource):
     """Keep one service announced while open; unregister (goodbye packets) on close."""
 
     def __init__(
@@ -107,14 +108,6 @@ class Announcer:
                 await zc.async_unregister_service(self._info)
             finally:
                 await zc.async_close()
-
-    async def __aenter__(self) -> Self:
-        return await self.open()
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
 
 async def browse(

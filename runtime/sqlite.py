@@ -13,13 +13,13 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, ParamSpec, Self, TypeVar
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from runtime.errors import StoreClosed
+from runtime.resource import AsyncResource
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def open_database(
     return db
 
 
-class Store:
+class Store(AsyncResource):
     """An async handle on one database; subclasses add the domain methods.
 
     Use as ``async with Store(path, migrations) as store``; ``close()`` is safe to call twice.
@@ -77,14 +77,6 @@ class Store:
         if db is not None:
             await asyncio.get_running_loop().run_in_executor(executor, db.close)
         executor.shutdown(wait=True)
-
-    async def __aenter__(self) -> Self:
-        return await self.open()
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def run(self, fn: Callable[[Database], T]) -> T:
         """Run ``fn(db)`` on the database thread and return its result."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from runtime.config import HttpConfig, Section
+from runtime.config import HttpConfig, LogLevel, Section
 
 
 class SignalingConfig(Section):
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     http: HttpConfig = Field(
         default_factory=lambda: HttpConfig(port=8001), description="WebSocket and health server"
     )

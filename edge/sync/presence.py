@@ -27,6 +27,7 @@ from runtime.logs import QuietLogger
 from runtime.mqtt import BrokerAddress, WillMessage, connection_loop, make_client
 
 log = logging.getLogger(__name__)
+HUB_STATE_PREFIX = topics.ALL_HUB_STATES.removesuffix("+/state")
 quiet = QuietLogger(log)
 
 
@@ -96,8 +97,10 @@ class PresenceLink:
                     topic, payload = str(message.topic), bytes(message.payload)
                     if topic == own_status:
                         await self._on_own_status(client, payload)
-                    else:
+                    elif topic.startswith(HUB_STATE_PREFIX):
                         await self._on_hub_state(client, topic, payload)
+                    else:  # the demo's amqtt broker sometimes delivers others' topics
+                        log.debug("%s: ignoring unsubscribed topic %s", node, topic)
         except asyncio.CancelledError:
             death = Death(node=node, bd_seq=self.state.bd_seq)
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
