@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Self
 
+import ifaddr
 from zeroconf import (
     BadTypeInNameException,
     InterfaceChoice,
@@ -45,9 +46,13 @@ def local_addresses(interfaces: Interfaces) -> list[str]:
     """Addresses to publish in an announcement: the given ones, or this host's IPv4s."""
     if interfaces != "all":
         return list(interfaces)
-    from zeroconf._utils.net import get_all_addresses
-
-    return [a for a in get_all_addresses() if not a.startswith("127.")] or ["127.0.0.1"]
+    found = [
+        str(ip.ip)
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if ip.is_IPv4 and not str(ip.ip).startswith("127.")
+    ]
+    return found or ["127.0.0.1"]
 
 
 @dataclass(frozen=True, slots=True)
