@@ -15,16 +15,22 @@ from edge.discovery import edge_announcer
 from edge.kiosk.web import create_app
 from edge.store.db import EdgeStore
 from edge.sync.presence import PresenceLink
+from runtime.config import local_secret, read_secret
 from runtime.http import serve
 
 log = logging.getLogger(__name__)
+
+
+def kiosk_key(config: EdgeConfig) -> bytes:
+    """The key signing clerk tokens: ``state_dir/kiosk.key``, made on first start."""
+    return local_secret(config.state_dir / "kiosk.key").encode()
 
 
 class EdgeApp:
     def __init__(self, config: EdgeConfig, version: str = __version__) -> None:
         self.config = config
         self.version = version
-        self.store = EdgeStore(config.database)
+        self.store = EdgeStore(config.database, config.node_id)
         self.link = PresenceLink(config, self.store, version)
         self.kiosk_port: int | None = None
         self.ready = asyncio.Event()
@@ -33,18 +39,25 @@ class EdgeApp:
         config = self.config
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.store)
-            self.kiosk_port = await stack.enter_async_context(
+            self.kiosk_port = port = await stack.enter_async_context(
                 serve(
-                    create_app(config, self.link, self.version),
+                    create_app(
+                        config,
+                        self.link,
+                        self.store,
+                        self.version,
+                        kiosk_key(config),
+                        read_secret(config.clerk_password_file)
+                        if config.clerk_password_file
+                        else "",
+                    ),
                     config.kiosk.host,
                     config.kiosk.port,
                 )
             )
             self.link.kiosk_port = self.kiosk_port
             if config.discovery.announce:
-                await stack.enter_async_context(
-                    edge_announcer(config, self.kiosk_port, self.version)
-                )
+                await stack.enter_async_context(edge_announcer(config, port, self.version))
             log.info(
                 "%s: box up, kiosk on http://%s:%d/",
                 config.node_id,

@@ -28,9 +28,20 @@ class HubDiscoveryConfig(Section):
 class EdgeConfig(Section):
     node_id: str = Field(description="this box's id; also its broker username (ACL %u)")
     township: str = Field(description="the township's division code (9 or 12 digits)")
+    box_no: int = Field(
+        default=1,
+        ge=1,
+        le=99,
+        description="this box's number within its township (part of every case number)",
+    )
     state_dir: Path = Field(description="writable data directory (SQLite, recordings)")
     hub_id: str | None = Field(
         default=None, description="wait for this hub's online state; unset: any hub"
+    )
+    clerk_password_file: str | None = Field(
+        default=None,
+        description="the clerk's password (file or credential name) for access from the LAN; "
+        "unset: only the box's own screen may register cases",
     )
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="broker connection")

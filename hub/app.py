@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -20,10 +17,11 @@ from hub.api.context import HubContext
 from hub.api.web import create_app
 from hub.config import HubConfig
 from hub.discovery import hub_announcer
-from hub.ingest.presence import PresenceIngest
+from hub.ingest.link import HubLink
 from hub.live import Broadcaster
+from hub.pii import PiiVault
 from hub.store.db import EdgeRow, HubStore
-from runtime.config import read_secret
+from runtime.config import local_secret, read_secret
 from runtime.http import serve
 
 log = logging.getLogger(__name__)
@@ -33,13 +31,13 @@ def signing_key(config: HubConfig) -> bytes:
     """The token key from ``auth.secret_file``, or ``state_dir/hub.key`` (made if missing)."""
     if config.auth.secret_file:
         return read_secret(config.auth.secret_file).encode()
-    path = config.state_dir / "hub.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return Path(path).read_text().strip().encode()
+    return local_secret(config.state_dir / "hub.key").encode()
+
+
+def pii_key(config: HubConfig) -> bytes:
+    if config.sync.pii_key_file:
+        return bytes.fromhex(read_secret(config.sync.pii_key_file))
+    return bytes.fromhex(local_secret(config.state_dir / "pii.key"))
 
 
 class HubApp:
@@ -49,7 +47,8 @@ class HubApp:
         self.store = HubStore(config.database)
         self.registry = CollectorRegistry()
         self.live = Broadcaster()
-        self.ingest = PresenceIngest(config, self.store, self._changed, self.registry)
+        self.vault = PiiVault(pii_key(config))
+        self.ingest = HubLink(config, self.store, self.vault, self._changed, self.registry)
         self._online: dict[str, bool] = {}
         Gauge(
             "xfv_hub_broker_connected", "1 while connected to the broker", registry=self.registry
@@ -81,6 +80,7 @@ class HubApp:
                 key=signing_key(config),
                 live=self.live,
                 ingest=self.ingest,
+                vault=self.vault,
                 throttle=LoginThrottle(config.auth.max_login_failures),
                 version=self.version,
             )

@@ -35,6 +35,23 @@ class AnnounceConfig(Section):
     )
 
 
+class SyncConfig(Section):
+    reorder_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=600,
+        description="seconds an event after a gap waits before the hub asks the box to resync",
+    )
+    batch_max: int = Field(
+        default=500, ge=1, le=10_000, description="most events committed in one transaction"
+    )
+    pii_key_file: str | None = Field(
+        default=None,
+        description="32-byte hex master key for personal data (file or credential name); "
+        "unset: state_dir/pii.key, created on first start",
+    )
+
+
 class HubConfig(Section):
     hub_id: str = Field(description="this hub's id, e.g. the city code 'hub-5101'")
     state_dir: Path = Field(description="writable data directory (SQLite, keys)")
@@ -47,6 +64,7 @@ class HubConfig(Section):
     )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="logins and tokens")
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="zeroconf")
+    sync: SyncConfig = Field(default_factory=SyncConfig, description="event ingest")
     announce: AnnounceConfig = Field(
         default_factory=AnnounceConfig, description="what the zeroconf announcement tells boxes"
     )

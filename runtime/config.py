@@ -7,6 +7,7 @@ is looked up in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``).
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -121,3 +122,19 @@ def read_secret(ref: str, base: Path | None = None) -> str:
         return path.read_text("utf-8").strip()
     except OSError as exc:
         raise SecretError(f"cannot read secret {ref!r} at {str(path)!r}: {exc.strerror}") from None
+
+
+def local_secret(path: Path) -> str:
+    """A random 32-byte hex secret kept at ``path`` (mode 0600), created on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # created meanwhile by another process
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+                f.flush()
+                os.fsync(f.fileno())
+    return path.read_text().strip()

@@ -135,3 +135,18 @@ def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first exception in a (possibly nested) exception group."""
     first = group.exceptions[0]
     return first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def enable_manual_ack(client: aiomqtt.Client) -> None:
+    """Send PUBACKs only when ``ack_message`` is called (after the database commit).
+
+    aiomqtt 2.x has no public switch for this; it wraps a paho client as ``_client``.
+    ``tests/runtime/test_mqtt_internals.py`` fails loudly if that ever changes.
+    """
+    client._client.manual_ack_set(True)
+
+
+def ack_message(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """PUBACK one received QoS 1 message (a no-op for QoS 0)."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)

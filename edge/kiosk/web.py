@@ -9,12 +9,11 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from contracts.places import place_name
 from edge.config import EdgeConfig
+from edge.kiosk import cases_api
+from edge.kiosk.keys import CLERK_PASSWORD, CONFIG, KEY, LINK, STORE, VERSION
+from edge.store.db import EdgeStore
 from edge.sync.presence import PresenceLink
 from runtime.metrics import metrics_handler
-
-LINK = web.AppKey("link", PresenceLink)
-CONFIG = web.AppKey("config", EdgeConfig)
-VERSION = web.AppKey("version", str)
 
 
 def edge_metrics(link: PresenceLink) -> CollectorRegistry:
@@ -59,9 +58,18 @@ async def kiosk_page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
-def create_app(config: EdgeConfig, link: PresenceLink, version: str) -> web.Application:
+def create_app(
+    config: EdgeConfig,
+    link: PresenceLink,
+    store: EdgeStore,
+    version: str,
+    key: bytes,
+    clerk_password: str = "",
+) -> web.Application:
     app = web.Application(client_max_size=1024**2)
-    app[LINK], app[CONFIG], app[VERSION] = link, config, version
+    app[LINK], app[CONFIG], app[VERSION], app[STORE], app[KEY] = link, config, version, store, key
+    app[CLERK_PASSWORD] = clerk_password
+    cases_api.add_routes(app)
     app.router.add_get("/", kiosk_page)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/metrics", metrics_handler(edge_metrics(link)))

@@ -12,3 +12,42 @@ migrations = Migrations("xfv-edge")
 def _meta(db: Database) -> None:
     db.table("meta").create({"key": str, "value": int}, pk="key")
     db.table("meta").insert({"key": "bd_seq", "value": 0})
+
+
+@migrations(name="0002_cases_outbox")
+def _cases_outbox(db: Database) -> None:
+    db.table("meta").insert({"key": "acked_through", "value": 0})
+    db.table("outbox").create(
+        {"seq": int, "type": str, "ts": str, "payload": str, "hash": str},
+        pk="seq",
+        not_null={"type", "ts", "payload", "hash"},
+    )
+    db.table("cases").create(
+        {
+            "case_no": str,
+            "registered_at": str,
+            "name": str,
+            "id_number": str,
+            "phone": str,
+            "address": str,
+            "category": str,
+            "concerned_unit": str,
+            "content": str,
+        },
+        pk="case_no",
+        not_null={"registered_at", "name", "id_number", "category", "content"},
+    )
+    db.table("case_counter").create({"day": str, "n": int}, pk="day")
+    db.table("photos").create(
+        {
+            "sha256": str,
+            "case_no": str,
+            "path": str,
+            "size": int,
+            "mime": str,
+            "taken_at": str,
+            "uploaded": int,
+        },
+        pk="sha256",
+        not_null={"path", "size", "mime", "taken_at", "uploaded"},
+    )

@@ -22,6 +22,7 @@ from contracts.wire import decode
 from edge.config import EdgeConfig
 from edge.discovery import find_broker
 from edge.store.db import EdgeStore
+from edge.sync.sender import OutboxSender
 from edge.telemetry import sample
 from runtime.logs import QuietLogger
 from runtime.mqtt import BrokerAddress, WillMessage, connection_loop, make_client
@@ -49,6 +50,7 @@ class PresenceLink:
         self.config = config
         self.store = store
         self.version = version
+        self.sender = OutboxSender(config.node_id, store)
         self.kiosk_port: int | None = None
         self.state = LinkState()
         self._born = asyncio.Event()
@@ -87,15 +89,26 @@ class PresenceLink:
         hub_filter = (
             topics.hub_state(self.config.hub_id) if self.config.hub_id else (topics.ALL_HUB_STATES)
         )
-        own_status = topics.edge_status(node)
+        own_status, ack, cmd = (
+            topics.edge_status(node),
+            topics.edge_ack(node),
+            topics.edge_cmd(node),
+        )
         await client.subscribe(hub_filter, qos=1)
         await client.subscribe(own_status, qos=1)
+        await client.subscribe(ack, qos=1)
+        await client.subscribe(cmd, qos=1)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._telemetry(client))
+                tg.create_task(self._send_outbox(client))
                 async for message in client.messages:
                     topic, payload = str(message.topic), bytes(message.payload)
-                    if topic == own_status:
+                    if topic == ack:
+                        await self.sender.on_ack(payload)
+                    elif topic == cmd:
+                        self.sender.on_command(payload)
+                    elif topic == own_status:
                         await self._on_own_status(client, payload)
                     elif topic.startswith(HUB_STATE_PREFIX):
                         await self._on_hub_state(client, topic, payload)
@@ -114,6 +127,10 @@ class PresenceLink:
                     "%s: published offline (bd_seq %d) before stopping", node, self.state.bd_seq
                 )
             raise
+
+    async def _send_outbox(self, client: aiomqtt.Client) -> None:
+        await self._born.wait()
+        await self.sender.run(client)
 
     async def _on_hub_state(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         try:
@@ -165,7 +182,10 @@ class PresenceLink:
         topic = topics.edge_telemetry(self.config.node_id)
         while True:
             await self._born.wait()
-            report = await asyncio.to_thread(sample, self.config.node_id, self.config.state_dir)
+            depth = (await self.store.sync_state()).depth
+            report = await asyncio.to_thread(
+                sample, self.config.node_id, self.config.state_dir, depth
+            )
             await client.publish(topic, report.to_payload(), qos=0)
             self.state.telemetry_sent += 1
             await asyncio.sleep(self.config.telemetry.interval)

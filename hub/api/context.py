@@ -10,8 +10,9 @@ from aiohttp import web
 from contracts.access import Claims
 from hub.accounts import LoginThrottle
 from hub.config import HubConfig
-from hub.ingest.presence import PresenceIngest
+from hub.ingest.link import HubLink
 from hub.live import Broadcaster
+from hub.pii import PiiVault
 from hub.store.db import HubStore
 
 
@@ -21,7 +22,8 @@ class HubContext:
     store: HubStore
     key: bytes
     live: Broadcaster
-    ingest: PresenceIngest
+    ingest: HubLink
+    vault: PiiVault
     throttle: LoginThrottle
     version: str
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub.api import auth, edges
+from hub.api import auth, cases, edges
 from hub.api.context import CTX, HubContext
 from hub.console import pages
 from runtime.metrics import metrics_handler
@@ -22,6 +22,7 @@ def create_app(context: HubContext, registry: CollectorRegistry) -> web.Applicat
     r.add_get("/api/v1/edges/stream", edges.stream_edges)
     r.add_get("/api/v1/edges/{node}", edges.get_edge)
     r.add_get("/api/v1/quarantine", edges.list_quarantine)
+    cases.add_routes(app)
     r.add_get("/metrics", metrics_handler(registry))
     r.add_get("/", pages.console_page)
     r.add_get("/login", pages.login_page)

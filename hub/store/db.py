@@ -14,6 +14,8 @@ from contracts.access import Role
 from contracts.presence import Birth, Death
 from contracts.telemetry import Telemetry
 from hub.errors import UserExists
+from hub.pii import PiiVault
+from hub.store.events import BatchResult, ingest, overdue_gaps, payloads
 from hub.store.migrations import migrations
 from runtime.sqlite import Store
 
@@ -202,6 +204,69 @@ class HubStore(Store):
                 )
 
         await self.run(write)
+
+    # -- box events -----------------------------------------------------------------------
+
+    async def ingest_events(
+        self, vault: PiiVault, events: list[tuple[str, str, bytes]]
+    ) -> BatchResult:
+        """Apply a batch of (node, topic, payload) events and quarantine the rejects, all in
+        one transaction: when this returns, everything it reports is on disk."""
+
+        def write(db: Database) -> BatchResult:
+            result = BatchResult()
+            with db.atomic():
+                for node, topic, payload in events:
+                    result.outcomes.append(ingest(db, vault, node, topic, payload, result))
+                for topic, node, reason, payload in result.quarantine:
+                    db.table("quarantine").insert(
+                        {
+                            "received_at": now_iso(),
+                            "topic": topic,
+                            "node": node,
+                            "reason": reason,
+                            "payload": payload,
+                        }
+                    )
+            return result
+
+        return await self.run(write)
+
+    async def overdue_gaps(self, wait: dt.timedelta) -> list[tuple[str, int]]:
+        """Streams stuck on a gap for longer than ``wait``; restarts their clocks."""
+
+        def write(db: Database) -> list[tuple[str, int]]:
+            now = dt.datetime.now(dt.UTC)
+            with db.atomic():
+                due = overdue_gaps(db, now - wait)
+                for node, _ in due:
+                    db.execute(
+                        "UPDATE streams SET gap_since = ?, resyncs = resyncs + 1 WHERE node = ?",
+                        [now.isoformat(timespec="milliseconds"), node],
+                    )
+            return due
+
+        return await self.run(write)
+
+    async def streams(self) -> dict[str, dict[str, Any]]:
+        """Each box's sync state: head, chain flag, held events."""
+
+        def read(db: Database) -> dict[str, dict[str, Any]]:
+            rows = db.query(
+                "SELECT s.*, (SELECT count(*) FROM held h WHERE h.node = s.node) AS held "
+                "FROM streams s"
+            )
+            return {r["node"]: {**r, "chain_ok": bool(r["chain_ok"])} for r in rows}
+
+        return await self.run(read)
+
+    async def event_payloads(self, vault: PiiVault, node: str) -> list[bytes]:
+        return await self.run(lambda db: payloads(db, vault, node))
+
+    async def stream_nodes(self) -> list[str]:
+        return await self.run(
+            lambda db: [r[0] for r in db.execute("SELECT node FROM streams ORDER BY node")]
+        )
 
     # -- quarantine -----------------------------------------------------------------------
 

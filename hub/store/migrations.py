@@ -69,3 +69,70 @@ def _quarantine(db: Database) -> None:
         pk="id",
         not_null={"received_at", "topic", "reason"},
     )
+
+
+@migrations(name="0004_events_cases")
+def _events_cases(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE events (
+             node TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, ts TEXT NOT NULL,
+             hash TEXT NOT NULL, prev_hash TEXT NOT NULL, payload_enc BLOB NOT NULL,
+             received_at TEXT NOT NULL, UNIQUE (node, seq))"""
+    )
+    db.table("streams").create(
+        {
+            "node": str,
+            "head_seq": int,
+            "head_hash": str,
+            "chain_ok": int,
+            "break_seq": int,
+            "break_reason": str,
+            "last_event_at": str,
+            "gap_since": str,
+            "resyncs": int,
+        },
+        pk="node",
+        not_null={"head_seq", "head_hash", "chain_ok", "resyncs"},
+    )
+    db.execute(
+        """CREATE TABLE held (
+             node TEXT NOT NULL, seq INTEGER NOT NULL, payload_enc BLOB NOT NULL,
+             received_at TEXT NOT NULL, PRIMARY KEY (node, seq))"""
+    )
+    db.table("cases").create(
+        {
+            "case_no": str,
+            "node": str,
+            "township": str,
+            "registered_at": str,
+            "name": str,
+            "id_enc": bytes,
+            "id_hmac": str,
+            "id_masked": str,
+            "phone": str,
+            "address": str,
+            "category": str,
+            "concerned_unit": str,
+            "content": str,
+            "query_code_hash": str,
+            "state": str,
+            "photos_total": int,
+            "photos_verified": int,
+            "complete": int,
+            "seq": int,
+            "created_at": str,
+        },
+        pk="case_no",
+        not_null={"node", "township", "registered_at", "id_enc", "id_hmac", "state"},
+    )
+    db.table("cases").create_index(["township", "registered_at"])
+    db.table("cases").create_index(["id_hmac"])
+    db.table("case_photos").create(
+        {"case_no": str, "sha256": str, "size": int, "mime": str, "verified": int},
+        pk=("case_no", "sha256"),
+    )
+    db.table("case_timeline").create(
+        {"id": int, "case_no": str, "ts": str, "kind": str, "actor": str, "detail": str},
+        pk="id",
+    )
+    db.table("case_timeline").create_index(["case_no"])

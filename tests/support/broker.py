@@ -74,6 +74,7 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {self.workdir / 'data'}/\n"
             "max_queued_messages 100000\n"
+            "max_inflight_messages 1000\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             "user root\n"

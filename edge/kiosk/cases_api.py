@@ -1,0 +1,167 @@
+"""The kiosk's local JSON API for cases.
+
+``POST /api/v1/cases`` registers a case: 201 ``{case_no, query_code, registered_at}`` once the
+case and its outbox event are durably committed, or 422 ``{errors: {field: {code, message}}}``.
+It is open to the box's own screen (loopback); from the LAN it needs the clerk's token
+(``POST /api/v1/login`` with the clerk password). Every read of stored cases needs the token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from contracts.access import Audience, Role, mint_token, verify_token
+from contracts.cases import validate_case_form
+from contracts.errors import InvalidToken
+from edge.kiosk.keys import CLERK_PASSWORD, CONFIG, KEY, LINK, STORE
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = {"127.0.0.1", "::1"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _is_local(request: web.Request) -> bool:
+    return request.remote in LOOPBACK
+
+
+def _clerk(request: web.Request) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    try:
+        verify_token(request.app[KEY], token, Audience.API)
+    except InvalidToken:
+        return False
+    return True
+
+
+def guarded(local_ok: bool) -> Callable[[Handler], Handler]:
+    """Allow loopback callers when ``local_ok``; everyone else needs the clerk's token."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def inner(request: web.Request) -> web.StreamResponse:
+            if (local_ok and _is_local(request)) or _clerk(request):
+                return await handler(request)
+            log.warning(
+                "refused %s %s from %s: no clerk token",
+                request.method,
+                request.path,
+                request.remote,
+            )
+            return _error(401, "the clerk's login is needed: POST /api/v1/login")
+
+        return inner
+
+    return wrap
+
+
+async def login(request: web.Request) -> web.Response:
+    password = request.app.get(CLERK_PASSWORD, "")
+    if not password:
+        return _error(403, "clerk logins are disabled on this box (no clerk_password_file)")
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, 'body must be JSON: {"password": ...}')
+    given = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(given, str) or not hmac.compare_digest(given, password):
+        log.warning("failed clerk login from %s", request.remote)
+        return _error(401, "wrong clerk password")
+    config = request.app[CONFIG]
+    token = mint_token(
+        request.app[KEY],
+        sub="clerk",
+        role=Role.OFFICIAL,
+        jurisdiction=config.township,
+        audience=Audience.API,
+        ttl=dt.timedelta(hours=10),
+    )
+    return web.json_response({"token": token})
+
+
+@guarded(local_ok=True)
+async def register(request: web.Request) -> web.Response:
+    try:
+        data = await request.json()
+    except ValueError:
+        return _error(400, "body must be a JSON object of the case fields")
+    if not isinstance(data, dict):
+        return _error(400, "body must be a JSON object of the case fields")
+    photos = data.pop("photos", [])
+    if not isinstance(photos, list) or not all(isinstance(p, str) for p in photos):
+        return web.json_response(
+            {
+                "errors": {
+                    "photos": {"code": "invalid", "message": "photos must be a list of photo ids"}
+                }
+            },
+            status=422,
+        )
+    form = validate_case_form(data)
+    if isinstance(form, dict):
+        return web.json_response({"errors": {k: v.as_dict() for k, v in form.items()}}, status=422)
+    config = request.app[CONFIG]
+    link = request.app[LINK]
+    try:
+        receipt = await request.app[STORE].register_case(
+            form, config.township, config.box_no, photos
+        )
+    except KeyError as exc:
+        return web.json_response(
+            {"errors": {"photos": {"code": "unknown_photo", "message": str(exc.args[0])}}},
+            status=422,
+        )
+    link.sender.notify()
+    log.info("%s: registered case %s (outbox seq %d)", config.node_id, receipt.case_no, receipt.seq)
+    return web.json_response(
+        {
+            "case_no": receipt.case_no,
+            "query_code": receipt.query_code,
+            "registered_at": receipt.registered_at.isoformat(),
+            "seq": receipt.seq,
+        },
+        status=201,
+    )
+
+
+@guarded(local_ok=False)
+async def list_cases(request: web.Request) -> web.Response:
+    rows = await request.app[STORE].cases()
+    for row in rows:
+        number = str(row["id_number"])
+        row["id_number"] = number[:6] + "*" * 8 + number[14:]
+    return web.json_response({"cases": rows})
+
+
+@guarded(local_ok=True)
+async def sync_status(request: web.Request) -> web.Response:
+    state = await request.app[STORE].sync_state()
+    link = request.app[LINK]
+    return web.json_response(
+        {
+            "connected": link.state.connected,
+            "hub_online": link.state.hub_online,
+            "outbox_head": state.outbox_head,
+            "acked_through": state.acked_through,
+            "outbox_depth": state.depth,
+            "last_event_at": state.last_event_at,
+            "broker": link.state.broker,
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/login", login)
+    app.router.add_post("/api/v1/cases", register)
+    app.router.add_get("/api/v1/cases", list_cases)
+    app.router.add_get("/api/v1/sync", sync_status)

@@ -1,0 +1,218 @@
+"""The hub's one MQTT session: its retained state, presence, and box events.
+
+Events are committed in batches (one transaction for everything that arrived together) and only
+then acknowledged twice: the retained cumulative ``Ack`` on each box's ack topic, and the MQTT
+PUBACK (paho manual ack), so the broker redelivers anything the hub did not commit. The session
+is persistent (clean_session false), so QoS 1 events published while the hub was down wait at
+the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+import aiomqtt
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from contracts import topics
+from contracts.commands import Ack, Command
+from contracts.errors import ContractError
+from contracts.presence import HubState
+from contracts.topics import EdgeChannel
+from hub.config import HubConfig
+from hub.ingest.presence import PresenceIngest
+from hub.pii import PiiVault
+from hub.store.db import EdgeRow, HubStore
+from hub.store.events import BatchResult, Outcome
+from runtime.logs import QuietLogger
+from runtime.mqtt import (
+    BrokerAddress,
+    WillMessage,
+    ack_message,
+    connection_loop,
+    enable_manual_ack,
+    make_client,
+)
+
+log = logging.getLogger(__name__)
+quiet = QuietLogger(log)
+RESYNC_CHECK_SECONDS = 0.5
+
+
+class HubLink:
+    def __init__(
+        self,
+        config: HubConfig,
+        store: HubStore,
+        vault: PiiVault,
+        on_change: Callable[[EdgeRow], None],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.vault = vault
+        self.presence = PresenceIngest(config.hub_id, store, on_change)
+        self.connected = False
+        self.messages = Counter(
+            "xfv_hub_messages", "MQTT messages taken in", ["channel"], registry=registry
+        )
+        self.quarantined = Counter(
+            "xfv_hub_quarantined", "messages quarantined", ["channel"], registry=registry
+        )
+        self.events = Counter(
+            "xfv_hub_events", "box events by outcome", ["outcome"], registry=registry
+        )
+        self.batch_sizes = Histogram(
+            "xfv_hub_event_batch",
+            "events per committed batch",
+            buckets=(1, 5, 20, 100, 500, 2000),
+            registry=registry,
+        )
+
+    async def run(self) -> None:
+        await connection_loop(
+            name=self.config.hub_id,
+            config=self.config.mqtt,
+            broker=self._broker,
+            client=self._client,
+            session=self._session,
+            on_state=self._on_state,
+        )
+
+    def _on_state(self, connected: bool) -> None:
+        self.connected = connected
+
+    async def _broker(self) -> BrokerAddress:
+        assert self.config.mqtt.host
+        return BrokerAddress(self.config.mqtt.host, self.config.mqtt.port)
+
+    def _state(self, state: str) -> bytes:
+        return HubState(state=state, hub=self.config.hub_id).to_payload()
+
+    async def _client(self, broker: BrokerAddress) -> aiomqtt.Client:
+        will = WillMessage(topics.hub_state(self.config.hub_id), self._state("offline"))
+        client = make_client(
+            self.config.mqtt, broker, f"hub-{self.config.hub_id}", will, clean_session=False
+        )
+        enable_manual_ack(client)
+        client.pending_calls_threshold = 10_000
+        return client
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        state_topic = topics.hub_state(self.config.hub_id)
+        await client.subscribe(topics.all_edges(EdgeChannel.STATUS), qos=1)
+        await client.subscribe(topics.all_edges(EdgeChannel.TELEMETRY), qos=0)
+        await client.subscribe(topics.all_edges(EdgeChannel.EVENTS), qos=1)
+        await client.publish(state_topic, self._state("online"), qos=1, retain=True)
+        log.info("%s: online", self.config.hub_id)
+        inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._resync_loop(client))
+                tg.create_task(self._process(client, inbox))
+                async for message in client.messages:
+                    inbox.put_nowait(message)
+        except asyncio.CancelledError:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await asyncio.wait_for(
+                    client.publish(state_topic, self._state("offline"), qos=1, retain=True), 2.0
+                )
+            raise
+
+    async def _process(self, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message]) -> None:
+        while True:
+            batch = [await inbox.get()]
+            while len(batch) < self.config.sync.batch_max and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            events: list[tuple[str, str, bytes]] = []
+            for message in batch:
+                topic, payload = str(message.topic), bytes(message.payload)
+                try:
+                    parsed = topics.parse_edge_topic(topic)
+                except ContractError as exc:
+                    await self._quarantine(topic, None, "unknown", str(exc), payload)
+                    continue
+                self.messages.labels(parsed.channel.value).inc()
+                if parsed.channel is EdgeChannel.EVENTS:
+                    events.append((parsed.node, topic, payload))
+                    continue
+                try:
+                    await self.presence.handle(parsed.node, parsed.channel, payload)
+                except ContractError as exc:
+                    await self._quarantine(
+                        topic, parsed.node, parsed.channel.value, str(exc), payload
+                    )
+            if events:
+                await self._commit_events(client, events)
+            for message in batch:  # every message is committed (or quarantined): PUBACK now
+                ack_message(client, message)
+
+    async def _commit_events(
+        self, client: aiomqtt.Client, events: list[tuple[str, str, bytes]]
+    ) -> None:
+        result: BatchResult = await self.store.ingest_events(self.vault, events)
+        self.batch_sizes.observe(len(events))
+        for outcome in result.outcomes:
+            self.events.labels(outcome.value).inc()
+        for topic, node, reason, _ in result.quarantine:
+            self.quarantined.labels("events").inc()
+            quiet.warning(
+                f"q:{node}",
+                "%s: quarantined event from %s on %s: %s",
+                self.config.hub_id,
+                node,
+                topic,
+                reason,
+            )
+        for node in result.flagged:
+            log.error(
+                "%s: box %s flagged: its event chain is broken; its stream is held",
+                self.config.hub_id,
+                node,
+            )
+        for node, head in result.heads.items():
+            await client.publish(
+                topics.edge_ack(node),
+                Ack(node=node, acked_through=head).to_payload(),
+                qos=1,
+                retain=True,
+            )
+        if Outcome.HELD in result.outcomes:
+            log.info(
+                "%s: %d events held behind a gap",
+                self.config.hub_id,
+                result.outcomes.count(Outcome.HELD),
+            )
+
+    async def _quarantine(
+        self, topic: str, node: str | None, channel: str, reason: str, payload: bytes
+    ) -> None:
+        self.quarantined.labels(channel).inc()
+        qid = await self.store.quarantine(topic, node, reason, payload)
+        quiet.warning(
+            f"q:{node}",
+            "%s: quarantined message #%d on %s: %s",
+            self.config.hub_id,
+            qid,
+            topic,
+            reason,
+        )
+
+    async def _resync_loop(self, client: aiomqtt.Client) -> None:
+        """Ask boxes whose stream waits on a gap longer than the reorder time to resend."""
+        timeout = dt.timedelta(seconds=self.config.sync.reorder_timeout)
+        while True:
+            await asyncio.sleep(RESYNC_CHECK_SECONDS)
+            for node, from_seq in await self.store.overdue_gaps(timeout):
+                command = Command(node=node, kind="resync", args={"from": from_seq})
+                await client.publish(topics.edge_cmd(node), command.to_payload(), qos=1)
+                log.warning(
+                    "%s: gap in %s's events: asked for resync from seq %d",
+                    self.config.hub_id,
+                    node,
+                    from_seq,
+                )
