@@ -38,6 +38,10 @@ class EdgeConfig(Section):
     hub_id: str | None = Field(
         default=None, description="wait for this hub's online state; unset: any hub"
     )
+    camera: str = Field(
+        default="synthetic",
+        description='"synthetic" (a moving test pattern) or a V4L2 device such as /dev/video0',
+    )
     clerk_password_file: str | None = Field(
         default=None,
         description="the clerk's password (file or credential name) for access from the LAN; "

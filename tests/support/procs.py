@@ -199,6 +199,13 @@ class Hub:
         wait_until("hub health with broker connected", self._healthy)
         return self
 
+    def restart(self) -> Hub:
+        """Start the hub process again on the same state (after ``kill``/``stop``)."""
+        assert self.process is not None
+        self.process.start()
+        wait_until("hub health with broker connected", self._healthy)
+        return self
+
     def _healthy(self) -> bool:
         assert self.process is not None
         if not self.process.running:
