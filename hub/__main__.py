@@ -7,12 +7,16 @@ import asyncio
 import click
 
 from contracts.access import Role
+from contracts.chain import ChainBreak, verify_chain
 from contracts.divisions import parse_division
 from contracts.errors import ContractError
+from contracts.events import EventEnvelope
+from contracts.wire import decode
 from hub.accounts import hash_password
-from hub.app import HubApp
+from hub.app import HubApp, pii_key
 from hub.config import HubConfig
 from hub.errors import UserExists
+from hub.pii import PiiError, PiiVault
 from hub.store.db import HubStore
 from runtime.cli import check_config_command, load_or_exit, run_command
 
@@ -70,6 +74,49 @@ def add_user(
     except UserExists as exc:
         raise click.ClickException(f"{exc}; pass --replace to overwrite") from None
     click.echo(f"user {username!r} ({role}, jurisdiction {jur}) saved")
+
+
+@cli.command("verify-chain")
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--node", default=None, help="only this box")
+def verify_chain_command(config_file: str, node: str | None) -> None:
+    """Recompute every box's event chain; report the first break per box (exit 1 if any)."""
+    config = load_or_exit(config_file, HubConfig)
+    results = asyncio.run(verify_all(config, node))
+    if not results:
+        raise click.ClickException(f"no events stored for {node or 'any box'}")
+    broken = 0
+    for name, (count, fault) in results.items():
+        if fault is None:
+            click.echo(f"{name}: ok, {count} events")
+        else:
+            broken += 1
+            click.echo(
+                f"{name}: BROKEN at seq {fault.seq} (event #{fault.index + 1} of "
+                f"{count}): {fault.reason}"
+            )
+    if broken:
+        raise SystemExit(1)
+
+
+async def verify_all(
+    config: HubConfig, only: str | None
+) -> dict[str, tuple[int, ChainBreak | None]]:
+    vault = PiiVault(pii_key(config))
+    out: dict[str, tuple[int, ChainBreak | None]] = {}
+    async with HubStore(config.database) as store:
+        nodes = [only] if only else await store.stream_nodes()
+        for name in nodes:
+            try:
+                payloads = await store.event_payloads(vault, name)
+            except PiiError as exc:  # a stored event was altered: AES-GCM refuses it
+                out[name] = (0, ChainBreak(0, None, str(exc)))
+                continue
+            if not payloads:
+                continue
+            records = [decode(EventEnvelope, p).chain_record() for p in payloads]
+            out[name] = (len(records), verify_chain(records))
+    return out
 
 
 cli.add_command(run_command(HubConfig, HubApp, "the hub"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +14,9 @@ from contracts import topics
 from contracts.commands import Command
 from contracts.wire import decode
 from tests.integration.test_presence import online_with
-from tests.support.broker import Mosquitto
+from tests.support.broker import Mosquitto, free_port
 from tests.support.events import FORM, RawClient, case_event, chain_of, id_number
-from tests.support.procs import Hub, XfvProcess, http_json, start_edge, wait_until
+from tests.support.procs import XFV, Hub, XfvProcess, http_json, start_edge, wait_until
 
 
 @pytest.fixture
@@ -23,6 +25,10 @@ def fast_hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
     h = Hub(tmp_path / "hub", mosquitto, extra={"sync": {"reorder_timeout": 0.5}}).start()
     yield h
     h.stop()
+
+
+def xfv(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([XFV, *args], capture_output=True, text=True, check=False)
 
 
 def hub_cases(hub: Hub, token: str, **query: str) -> dict:
@@ -41,10 +47,13 @@ def test_registered_cases_reach_the_hub_once_in_order(
     tmp_path: Path, hub: Hub, mosquitto: Mosquitto, processes: list[XfvProcess]
 ) -> None:
     token = hub.login()
-    box = start_edge(tmp_path / "a", "box-a", "510104021", mosquitto)
+    port = free_port()
+    box = start_edge(
+        tmp_path / "a", "box-a", "510104021", mosquitto, kiosk={"host": "127.0.0.1", "port": port}
+    )
     processes.append(box)
-    edge = wait_until("box-a online", lambda: online_with(hub, token, "box-a"))
-    kiosk = f"http://127.0.0.1:{edge['kiosk_port']}"
+    wait_until("box-a online", lambda: online_with(hub, token, "box-a"))
+    kiosk = f"http://127.0.0.1:{port}"
 
     receipts = []
     for i in range(30):
@@ -81,6 +90,19 @@ def test_registered_cases_reach_the_hub_once_in_order(
     assert all(id_number(i) not in hub.process.log() for i in range(30))  # type: ignore[union-attr]
     db_bytes = (hub.dir / "state" / "hub.db").read_bytes()
     assert id_number(3).encode() not in db_bytes, "an ID number is stored in clear"
+
+    status_out = xfv("edge", "status", "--config", str(tmp_path / "a" / "edge.toml"))
+    assert "outbox     head 30, acked through 30, 0 waiting" in status_out.stdout
+    assert "connected to 127.0.0.1" in status_out.stdout
+    verified = xfv("hub", "verify-chain", "--config", str(hub.config_path))
+    assert verified.returncode == 0 and "box-a: ok, 30 events" in verified.stdout
+    with sqlite3.connect(hub.dir / "state" / "hub.db") as db:  # tamper: move seq 5 onto 4
+        (fifth,) = db.execute(
+            "SELECT payload_enc FROM events WHERE node='box-a' AND seq=5"
+        ).fetchone()
+        db.execute("UPDATE events SET payload_enc=? WHERE node='box-a' AND seq=4", [fifth])
+    verified = xfv("hub", "verify-chain", "--config", str(hub.config_path), "--node", "box-a")
+    assert verified.returncode == 1 and "box-a: BROKEN" in verified.stdout
 
 
 def test_invalid_fields_get_their_errors(
