@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from contracts.places import place_name
 from edge.config import EdgeConfig
-from edge.kiosk import cases_api
+from edge.kiosk import cases_api, photos_api, receipt
+from edge.kiosk.camera import open_camera
 from edge.kiosk.keys import CLERK_PASSWORD, CONFIG, KEY, LINK, STORE, VERSION
 from edge.store.db import EdgeStore
 from edge.sync.presence import PresenceLink
@@ -70,6 +71,8 @@ def create_app(
     app[LINK], app[CONFIG], app[VERSION], app[STORE], app[KEY] = link, config, version, store, key
     app[CLERK_PASSWORD] = clerk_password
     cases_api.add_routes(app)
+    photos_api.install(app, open_camera(config.camera))
+    receipt.add_routes(app)
     app.router.add_get("/", kiosk_page)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/metrics", metrics_handler(edge_metrics(link)))
