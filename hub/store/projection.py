@@ -13,6 +13,7 @@ from sqlite_utils import Database
 from contracts.cases import CASE_REGISTERED, PHOTO_ADDED, CaseRegistered, PhotoAdded
 from contracts.events import EventEnvelope
 from hub.pii import PiiVault
+from runtime.sqlite import insert_row
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -35,14 +36,16 @@ def _body(model: type[M], event: EventEnvelope) -> M:
 
 
 def timeline(db: Database, case_no: str, kind: str, actor: str, **detail: object) -> None:
-    db.table("case_timeline").insert(
+    insert_row(
+        db,
+        "case_timeline",
         {
             "case_no": case_no,
             "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "kind": kind,
             "actor": actor,
             "detail": json.dumps(detail, ensure_ascii=False),
-        }
+        },
     )
 
 
@@ -64,7 +67,9 @@ def _registered(db: Database, vault: PiiVault, event: EventEnvelope) -> None:
         raise ProjectionError(f"case {body.case_no!r} already exists")
     form = body.form
     id_enc, id_hmac, id_masked = vault.seal_id(form.id_number)
-    db.table("cases").insert(
+    insert_row(
+        db,
+        "cases",
         {
             "case_no": body.case_no,
             "node": event.node,
@@ -86,7 +91,7 @@ def _registered(db: Database, vault: PiiVault, event: EventEnvelope) -> None:
             "complete": int(not body.photos),
             "seq": event.seq,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-        }
+        },
     )
     for photo in body.photos:
         _add_photo(db, body.case_no, photo.sha256, photo.size, photo.mime)

@@ -142,8 +142,13 @@ def test_a_repeated_event_is_a_no_op_and_a_bad_hash_holds_the_stream(
         raw.publish(topics.edge_events("box-c"), tampered)
         raw.publish(topics.edge_events("box-c"), events[3])
         s = wait_until(
-            "box-c flagged",
-            lambda: (st := stream(hub, token, "box-c")) and not st["chain_ok"] and st,
+            "box-c flagged with seq 4 held",
+            lambda: (
+                (st := stream(hub, token, "box-c"))
+                and not st["chain_ok"]
+                and st["held"] == 1
+                and st
+            ),
         )
         assert s["head_seq"] == 2 and s["break_seq"] == 3 and s["held"] == 1
         assert "does not match the event" in s["break_reason"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 HUB_USER = "hub"
-BOX_USERS = tuple(f"box-{c}" for c in "abcdefgh")
+BOX_USERS = tuple(f"box-{c}" for c in "abcdefghijkl")
 
 # Mirrors DESIGN.md: a box may write only under its own node id (%u) and read its own ack/cmd.
 ACL = """\

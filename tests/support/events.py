@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -29,11 +30,16 @@ def id_number(n: int) -> str:
     return first + check_character(first)
 
 
+def box_no(node: str) -> int:
+    """A stable two-digit box number per node, so simulated boxes never share case numbers."""
+    return int(hashlib.sha256(node.encode()).hexdigest(), 16) % 90 + 10
+
+
 def case_event(node: str, seq: int, prev: str, township: str = "510104021") -> EventEnvelope:
     form = validate_case_form({**FORM, "id_number": id_number(seq)})
     assert not isinstance(form, dict), form
     body = CaseRegistered(
-        case_no=f"{township}-09-261121-{seq:04d}",
+        case_no=f"{township}-{box_no(node):02d}-261121-{seq:04d}",
         township=township,
         registered_at=dt.datetime.now(dt.UTC),
         form=form,

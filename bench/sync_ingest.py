@@ -1,0 +1,241 @@
+"""Sync ingest: box events through a real Mosquitto into the hub, against a raw subscriber.
+
+(a) N simulated boxes (``mosquitto_pub``) publish their hash-chained events (QoS 1); the hub commits
+    and acks them. Throughput is events committed *and acked* per second, beside a raw paho
+    subscriber draining the same messages from the same broker, published the same way. Target: ratio >= 0.5.
+(b) A box whose outbox holds Q events (it was offline) starts and reconnects: seconds until the
+    hub has acked them all. Target: <= 10 s for 10,000.
+(c) Peak RSS (VmHWM) of the hub and the box processes.
+
+    python bench/sync_ingest.py            # 10 boxes x 2,000 events; 10,000 queued
+    python bench/sync_ingest.py --quick    # 5 x 1,000; 3,000 queued; under 60 s
+
+Prints a table, then one JSON line of the figures. Runs 3 rounds of (a) and quotes medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from contracts import topics
+from contracts.commands import Ack
+from contracts.wire import decode
+from tests.support.broker import BOX_USERS, HUB_USER, Mosquitto, free_port, password_of
+from tests.support.events import chain_of
+from tests.support.procs import Hub, XfvProcess, edge_config
+
+
+def client(user: str, name: str, broker: Mosquitto) -> paho.Client:
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=name)
+    c.username_pw_set(user, password_of(user))
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect(broker.host, broker.port, keepalive=30)
+    c.loop_start()
+    return c
+
+
+def publish_all(streams: list[tuple[str, str, list[bytes]]], broker: Mosquitto) -> None:
+    """One ``mosquitto_pub -l -q 1`` per stream (one message per line), all at once: the
+    broker's own client, so the publishers are never what limits either measurement."""
+    procs = []
+    for user, topic, payloads in streams:
+        proc = subprocess.Popen(
+            [
+                "mosquitto_pub",
+                "-h",
+                broker.host,
+                "-p",
+                str(broker.port),
+                "-u",
+                user,
+                "-P",
+                password_of(user),
+                "-i",
+                f"{user}-pub-{time.monotonic_ns()}",
+                "-t",
+                topic,
+                "-q",
+                "1",
+                "-l",
+            ],
+            stdin=subprocess.PIPE,
+        )
+        procs.append((proc, b"\n".join(payloads) + b"\n"))
+    for proc, data in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(data)
+        proc.stdin.close()
+    for proc, _ in procs:
+        assert proc.wait(300) == 0
+
+
+class AckWatcher:
+    """Subscribes (as the hub user) to the boxes' retained acks; ``wait`` until all reach n."""
+
+    def __init__(self, broker: Mosquitto, nodes: list[str]) -> None:
+        self.acked = dict.fromkeys(nodes, 0)
+        self.done = threading.Event()
+        self.target = 0
+        self.c = client(HUB_USER, f"ackwatch-{time.monotonic_ns()}", broker)
+        self.c.on_message = self._on_message
+        for node in nodes:
+            self.c.subscribe(topics.edge_ack(node), qos=1)
+
+    def _on_message(self, c: paho.Client, u: object, m: paho.MQTTMessage) -> None:
+        ack = decode(Ack, m.payload)
+        self.acked[ack.node] = max(self.acked[ack.node], ack.acked_through)
+        if self.target and all(v >= self.target for v in self.acked.values()):
+            self.done.set()
+
+    def expect(self, n: int) -> None:
+        self.target = n
+        if all(v >= n for v in self.acked.values()):
+            self.done.set()
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def raw_drain(broker: Mosquitto, payloads: list[list[bytes]]) -> float:
+    """Seconds for a raw subscriber to receive every payload published the same way."""
+    total = sum(len(p) for p in payloads)
+    got, done = [0], threading.Event()
+    sub = client(HUB_USER, f"raw-sub-{time.monotonic_ns()}", broker)
+
+    def on_message(c: paho.Client, u: object, m: paho.MQTTMessage) -> None:
+        got[0] += 1
+        if got[0] >= total:
+            done.set()
+
+    sub.on_message = on_message
+    sub.subscribe("xfv/v1/bench/#", qos=1)
+    time.sleep(0.3)
+    start = time.monotonic()
+    publish_all([(HUB_USER, f"xfv/v1/bench/{i}", p) for i, p in enumerate(payloads)], broker)
+    assert done.wait(120), f"raw subscriber got {got[0]} of {total}"
+    elapsed = time.monotonic() - start
+    sub.loop_stop()
+    sub.disconnect()
+    return elapsed
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def queued_box(workdir: Path, node: str, broker: Mosquitto, queued: int) -> XfvProcess:
+    """A box whose outbox already holds ``queued`` case events (as after a day offline)."""
+    from edge.store.migrations import migrations
+    from edge.store.outbox import append_event
+    from runtime.sqlite import open_database
+
+    config = edge_config(workdir, node, "510104021", broker, telemetry={"interval": 30})
+    db = open_database(workdir / "state" / "edge.db", migrations, synchronous="NORMAL")
+    events = chain_of(node, queued)
+    with db.atomic():
+        for e in events:
+            append_event(db, node, e.type, e.body)
+    db.close()
+    return XfvProcess(["edge", "run", "--config", str(config)], workdir / "edge.log")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller run, under 60 s")
+    args = parser.parse_args()
+    boxes, per_box, queued, rounds = (5, 1000, 3000, 3) if args.quick else (10, 2000, 10_000, 3)
+    work = Path(tempfile.mkdtemp(prefix="xfv-bench-"))
+    broker = Mosquitto(work / "broker").start()
+    print(f"preparing {boxes} x {per_box} events ...", file=sys.stderr)
+    nodes = list(BOX_USERS[:boxes])
+    hub_rates, raw_rates = [], []
+    try:
+        for r in range(rounds):
+            hub = Hub(work / f"hub{r}", broker, port=free_port()).start()
+            suffix = f"-r{r}"
+            chains = {n: [e.to_payload() for e in chain_of(n, per_box)] for n in nodes}
+            watcher = AckWatcher(broker, nodes)
+            time.sleep(0.3)
+            watcher.acked = dict.fromkeys(nodes, 0)
+            watcher.expect(per_box)
+            watcher.done.clear()
+            start = time.monotonic()
+            publish_all([(n, topics.edge_events(n), chains[n]) for n in nodes], broker)
+            assert watcher.done.wait(300), f"hub acked {watcher.acked}"
+            hub_s = time.monotonic() - start
+            watcher.close()
+            raw_s = raw_drain(broker, list(chains.values()))
+            hub_rates.append(boxes * per_box / hub_s)
+            raw_rates.append(boxes * per_box / raw_s)
+            print(
+                f"round {r + 1}{suffix}: hub {hub_rates[-1]:,.0f}/s  raw {raw_rates[-1]:,.0f}/s",
+                file=sys.stderr,
+            )
+            if r < rounds - 1:
+                hub.stop()
+        # (b) reconnect with a queue, into the last round's hub (its streams for box-l are new)
+        node = BOX_USERS[-1]
+        box = queued_box(work / "queued", node, broker, queued)
+        watcher = AckWatcher(broker, [node])
+        watcher.expect(queued)
+        watcher.done.clear()
+        start = time.monotonic()
+        box.start()
+        assert watcher.done.wait(120), f"acked {watcher.acked}"
+        drain_s = time.monotonic() - start
+        watcher.close()
+        assert box.proc is not None and hub.process is not None and hub.process.proc is not None
+        box_rss = peak_rss_mb(box.proc.pid)
+        hub_rss = peak_rss_mb(hub.process.proc.pid)
+        box.stop()
+        hub.stop()
+    finally:
+        broker.stop()
+    hub_med, raw_med = statistics.median(hub_rates), statistics.median(raw_rates)
+    figures = {
+        "boxes": boxes,
+        "events": boxes * per_box,
+        "rounds": rounds,
+        "hub_events_per_s": round(hub_med),
+        "raw_msgs_per_s": round(raw_med),
+        "ratio": round(hub_med / raw_med, 3),
+        "ratio_target": 0.5,
+        "queued": queued,
+        "reconnect_drain_s": round(drain_s, 2),
+        "drain_target_s": 10,
+        "hub_peak_rss_mb": round(hub_rss, 1),
+        "box_peak_rss_mb": round(box_rss, 1),
+    }
+    print()
+    print(f"{'measure':<44}{'value':>14}{'target':>10}")
+    print(f"{'(a) hub: events committed+acked /s (median)':<44}{hub_med:>14,.0f}")
+    print(f"{'    raw subscriber: msgs drained /s (median)':<44}{raw_med:>14,.0f}")
+    print(f"{'    ratio hub / raw':<44}{hub_med / raw_med:>14.2f}{'>= 0.5':>10}")
+    print(
+        f"{f'(b) {queued:,} queued events acked after start, s':<44}{drain_s:>14.2f}{'<= 10':>10}"
+    )
+    print(f"{'(c) hub peak RSS, MB':<44}{hub_rss:>14.1f}")
+    print(f"{'    box peak RSS, MB':<44}{box_rss:>14.1f}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
