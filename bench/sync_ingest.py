@@ -1,8 +1,9 @@
 """Sync ingest: box events through a real Mosquitto into the hub, against a raw subscriber.
 
-(a) N simulated boxes (``mosquitto_pub``) publish their hash-chained events (QoS 1); the hub commits
-    and acks them. Throughput is events committed *and acked* per second, beside a raw paho
-    subscriber draining the same messages from the same broker, published the same way. Target: ratio >= 0.5.
+(a) N simulated boxes (``mosquitto_pub``) publish their hash-chained events (QoS 1); the hub
+    commits and acks them. Throughput is events committed *and acked* per second, beside a raw
+    paho subscriber draining the same messages from the same broker, published the same way.
+    Target: ratio >= 0.5.
 (b) A box whose outbox holds Q events (it was offline) starts and reconnects: seconds until the
     hub has acked them all. Target: <= 10 s for 10,000.
 (c) Peak RSS (VmHWM) of the hub and the box processes.
@@ -157,6 +158,65 @@ def queued_box(workdir: Path, node: str, broker: Mosquitto, queued: int) -> XfvP
     return XfvProcess(["edge", "run", "--config", str(config)], workdir / "edge.log")
 
 
+def ingest_round(
+    work: Path, broker: Mosquitto, nodes: list[str], per_box: int
+) -> tuple[Hub, float, float]:
+    """One round of (a): a fresh hub; returns it (running) with hub and raw rates."""
+    hub = Hub(work, broker, port=free_port()).start()
+    chains = {n: [e.to_payload() for e in chain_of(n, per_box)] for n in nodes}
+    watcher = AckWatcher(broker, nodes)
+    time.sleep(0.3)  # let the retained acks of earlier rounds arrive before resetting
+    watcher.acked = dict.fromkeys(nodes, 0)
+    watcher.done.clear()
+    watcher.expect(per_box)
+    start = time.monotonic()
+    publish_all([(n, topics.edge_events(n), chains[n]) for n in nodes], broker)
+    assert watcher.done.wait(300), f"hub acked {watcher.acked}"
+    hub_s = time.monotonic() - start
+    watcher.close()
+    raw_s = raw_drain(broker, list(chains.values()))
+    total = len(nodes) * per_box
+    return hub, total / hub_s, total / raw_s
+
+
+def reconnect_drain(work: Path, broker: Mosquitto, hub: Hub, queued: int) -> tuple[float, float]:
+    """(b): seconds until a box with ``queued`` waiting events is fully acked; its peak RSS."""
+    node = BOX_USERS[-1]
+    box = queued_box(work, node, broker, queued)
+    watcher = AckWatcher(broker, [node])
+    watcher.expect(queued)
+    watcher.done.clear()
+    start = time.monotonic()
+    box.start()
+    assert watcher.done.wait(120), f"acked {watcher.acked}"
+    drain_s = time.monotonic() - start
+    watcher.close()
+    assert box.proc is not None
+    rss = peak_rss_mb(box.proc.pid)
+    box.stop()
+    return drain_s, rss
+
+
+def report(figures: dict[str, float]) -> None:
+    rows = [
+        ("(a) hub: events committed+acked /s (median)", f"{figures['hub_events_per_s']:,.0f}", ""),
+        ("    raw subscriber: msgs drained /s (median)", f"{figures['raw_msgs_per_s']:,.0f}", ""),
+        ("    ratio hub / raw", f"{figures['ratio']:.2f}", ">= 0.5"),
+        (
+            f"(b) {figures['queued']:,.0f} queued events acked after start, s",
+            f"{figures['reconnect_drain_s']:.2f}",
+            "<= 10",
+        ),
+        ("(c) hub peak RSS, MB", f"{figures['hub_peak_rss_mb']:.1f}", ""),
+        ("    box peak RSS, MB", f"{figures['box_peak_rss_mb']:.1f}", ""),
+    ]
+    print()
+    print(f"{'measure':<46}{'value':>12}{'target':>10}")
+    for name, value, target in rows:
+        print(f"{name:<46}{value:>12}{target:>10}")
+    print(json.dumps(figures))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller run, under 60 s")
@@ -164,77 +224,39 @@ def main() -> None:
     boxes, per_box, queued, rounds = (5, 1000, 3000, 3) if args.quick else (10, 2000, 10_000, 3)
     work = Path(tempfile.mkdtemp(prefix="xfv-bench-"))
     broker = Mosquitto(work / "broker").start()
-    print(f"preparing {boxes} x {per_box} events ...", file=sys.stderr)
     nodes = list(BOX_USERS[:boxes])
     hub_rates, raw_rates = [], []
     try:
         for r in range(rounds):
-            hub = Hub(work / f"hub{r}", broker, port=free_port()).start()
-            suffix = f"-r{r}"
-            chains = {n: [e.to_payload() for e in chain_of(n, per_box)] for n in nodes}
-            watcher = AckWatcher(broker, nodes)
-            time.sleep(0.3)
-            watcher.acked = dict.fromkeys(nodes, 0)
-            watcher.expect(per_box)
-            watcher.done.clear()
-            start = time.monotonic()
-            publish_all([(n, topics.edge_events(n), chains[n]) for n in nodes], broker)
-            assert watcher.done.wait(300), f"hub acked {watcher.acked}"
-            hub_s = time.monotonic() - start
-            watcher.close()
-            raw_s = raw_drain(broker, list(chains.values()))
-            hub_rates.append(boxes * per_box / hub_s)
-            raw_rates.append(boxes * per_box / raw_s)
-            print(
-                f"round {r + 1}{suffix}: hub {hub_rates[-1]:,.0f}/s  raw {raw_rates[-1]:,.0f}/s",
-                file=sys.stderr,
-            )
+            hub, hub_rate, raw_rate = ingest_round(work / f"hub{r}", broker, nodes, per_box)
+            hub_rates.append(hub_rate)
+            raw_rates.append(raw_rate)
+            print(f"round {r + 1}: hub {hub_rate:,.0f}/s  raw {raw_rate:,.0f}/s", file=sys.stderr)
             if r < rounds - 1:
                 hub.stop()
-        # (b) reconnect with a queue, into the last round's hub (its streams for box-l are new)
-        node = BOX_USERS[-1]
-        box = queued_box(work / "queued", node, broker, queued)
-        watcher = AckWatcher(broker, [node])
-        watcher.expect(queued)
-        watcher.done.clear()
-        start = time.monotonic()
-        box.start()
-        assert watcher.done.wait(120), f"acked {watcher.acked}"
-        drain_s = time.monotonic() - start
-        watcher.close()
-        assert box.proc is not None and hub.process is not None and hub.process.proc is not None
-        box_rss = peak_rss_mb(box.proc.pid)
+        drain_s, box_rss = reconnect_drain(work / "queued", broker, hub, queued)
+        assert hub.process is not None and hub.process.proc is not None
         hub_rss = peak_rss_mb(hub.process.proc.pid)
-        box.stop()
         hub.stop()
     finally:
         broker.stop()
     hub_med, raw_med = statistics.median(hub_rates), statistics.median(raw_rates)
-    figures = {
-        "boxes": boxes,
-        "events": boxes * per_box,
-        "rounds": rounds,
-        "hub_events_per_s": round(hub_med),
-        "raw_msgs_per_s": round(raw_med),
-        "ratio": round(hub_med / raw_med, 3),
-        "ratio_target": 0.5,
-        "queued": queued,
-        "reconnect_drain_s": round(drain_s, 2),
-        "drain_target_s": 10,
-        "hub_peak_rss_mb": round(hub_rss, 1),
-        "box_peak_rss_mb": round(box_rss, 1),
-    }
-    print()
-    print(f"{'measure':<44}{'value':>14}{'target':>10}")
-    print(f"{'(a) hub: events committed+acked /s (median)':<44}{hub_med:>14,.0f}")
-    print(f"{'    raw subscriber: msgs drained /s (median)':<44}{raw_med:>14,.0f}")
-    print(f"{'    ratio hub / raw':<44}{hub_med / raw_med:>14.2f}{'>= 0.5':>10}")
-    print(
-        f"{f'(b) {queued:,} queued events acked after start, s':<44}{drain_s:>14.2f}{'<= 10':>10}"
+    report(
+        {
+            "boxes": boxes,
+            "events": boxes * per_box,
+            "rounds": rounds,
+            "hub_events_per_s": round(hub_med),
+            "raw_msgs_per_s": round(raw_med),
+            "ratio": round(hub_med / raw_med, 3),
+            "ratio_target": 0.5,
+            "queued": queued,
+            "reconnect_drain_s": round(drain_s, 2),
+            "drain_target_s": 10,
+            "hub_peak_rss_mb": round(hub_rss, 1),
+            "box_peak_rss_mb": round(box_rss, 1),
+        }
     )
-    print(f"{'(c) hub peak RSS, MB':<44}{hub_rss:>14.1f}")
-    print(f"{'    box peak RSS, MB':<44}{box_rss:>14.1f}")
-    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
