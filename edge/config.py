@@ -68,6 +68,15 @@ class EdgeConfig(Section):
         except ContractError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("camera")
+    @classmethod
+    def _camera(cls, value: str) -> str:
+        if value != "synthetic" and not value.startswith("/dev/"):
+            raise ValueError(
+                f'camera must be "synthetic" or a device path like /dev/video0, got {value!r}'
+            )
+        return value
+
     @field_validator("township")
     @classmethod
     def _township(cls, value: str) -> str:

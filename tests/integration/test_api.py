@@ -141,12 +141,13 @@ def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     bad = tmp_path / "edge.toml"
     bad.write_text(
         'node_id = "box-a"\ntownship = "510104021"\nstate_dir = "/tmp/x"\n'
-        "[mqtt]\nkeepalive = 1\ncolour = 'red'\n"
+        "camera = 'webcam'\n[mqtt]\nkeepalive = 1\ncolour = 'red'\n"
     )
     result = check_config("edge", bad)
     assert result.returncode == 2
     assert "mqtt.keepalive: Input should be greater than or equal to 2 (got 1)" in result.stderr
     assert "mqtt.colour: unknown key" in result.stderr
+    assert "camera: camera must be \"synthetic\" or a device path" in result.stderr
     bad.write_text('hub_id = "hub-1"\n')
     result = check_config("hub", bad)
     assert result.returncode == 2
