@@ -24,6 +24,8 @@ class Role(StrEnum):
     OFFICIAL = "official"
     MONITOR = "monitor"
     TRAINER = "trainer"
+    BOX = "box"
+    """A township box itself (blob uploads); never a person's account."""
 
     @property
     def label_zh(self) -> str:
@@ -32,6 +34,7 @@ class Role(StrEnum):
             "official": "接访领导",
             "monitor": "督查",
             "trainer": "培训讲师",
+            "box": "接访终端",
         }[self.value]
 
 
@@ -39,6 +42,7 @@ class Audience(StrEnum):
     API = "api"
     CONSOLE = "console"
     SIGNALING = "signaling"
+    BLOBS = "blobs"
 
 
 class Claims(BaseModel):

@@ -65,4 +65,6 @@ class EdgeApp:
                 self.kiosk_port,
             )
             self.ready.set()
-            await self.link.run()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.link.photos.run())
+                await self.link.run()

@@ -42,6 +42,12 @@ class EdgeConfig(Section):
         default="synthetic",
         description='"synthetic" (a moving test pattern) or a V4L2 device such as /dev/video0',
     )
+    upload_rate_bps: int | None = Field(
+        default=250_000,
+        ge=1000,
+        description="bytes/s cap for photo and recording uploads, below the live video; "
+        "unset: no cap",
+    )
     clerk_password_file: str | None = Field(
         default=None,
         description="the clerk's password (file or credential name) for access from the LAN; "

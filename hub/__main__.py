@@ -29,7 +29,9 @@ def cli() -> None:
 @cli.command("add-user")
 @click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
 @click.option("--username", required=True)
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in Role if r is not Role.BOX])
+)
 @click.option(
     "--jurisdiction",
     required=True,

@@ -13,8 +13,11 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from hub import __version__
 from hub.accounts import LoginThrottle
+from hub.api.blobs import box_token
 from hub.api.context import HubContext
 from hub.api.web import create_app
+from hub.blobs.store import BlobStore
+from hub.blobs.verifier import verify_photos_forever
 from hub.config import HubConfig
 from hub.discovery import hub_announcer
 from hub.ingest.link import HubLink
@@ -48,7 +51,17 @@ class HubApp:
         self.registry = CollectorRegistry()
         self.live = Broadcaster()
         self.vault = PiiVault(pii_key(config))
-        self.ingest = HubLink(config, self.store, self.vault, self._changed, self.registry)
+        self.key = signing_key(config)
+        self.blobs = BlobStore(config.state_dir / "blobs")
+        self.http_port: int | None = None
+        self.ingest = HubLink(
+            config,
+            self.store,
+            self.vault,
+            self._changed,
+            self.registry,
+            box_config=self._box_config,
+        )
         self._online: dict[str, bool] = {}
         Gauge(
             "xfv_hub_broker_connected", "1 while connected to the broker", registry=self.registry
@@ -62,8 +75,14 @@ class HubApp:
         Gauge("xfv_hub_edges", "boxes known", registry=self.registry).set_function(
             lambda: float(len(self._online))
         )
-        self.http_port: int | None = None
         self.ready = asyncio.Event()
+
+    def _box_config(self, node: str, township: str) -> dict[str, str]:
+        """What a box is told after its birth: where and with which token to upload blobs."""
+        return {
+            "blob_url": self.config.upload_url(self.http_port),
+            "blob_token": box_token(self.key, node, township),
+        }
 
     def _changed(self, row: EdgeRow) -> None:
         self._online[row["node"]] = bool(row["online"])
@@ -77,7 +96,7 @@ class HubApp:
             context = HubContext(
                 config=config,
                 store=self.store,
-                key=signing_key(config),
+                key=self.key,
                 live=self.live,
                 ingest=self.ingest,
                 vault=self.vault,
@@ -85,7 +104,11 @@ class HubApp:
                 version=self.version,
             )
             self.http_port = await stack.enter_async_context(
-                serve(create_app(context, self.registry), config.http.host, config.http.port)
+                serve(
+                    create_app(context, self.registry, self.blobs),
+                    config.http.host,
+                    config.http.port,
+                )
             )
             if config.discovery.announce:
                 await stack.enter_async_context(hub_announcer(config, self.http_port, self.version))
@@ -93,4 +116,6 @@ class HubApp:
                 "%s: console on http://%s:%d/", config.hub_id, config.http.host, self.http_port
             )
             self.ready.set()
-            await self.ingest.run()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(verify_photos_forever(self.store, self.blobs))
+                await self.ingest.run()

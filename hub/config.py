@@ -62,6 +62,11 @@ class HubConfig(Section):
     mqtt: MqttConfig = Field(
         default_factory=lambda: MqttConfig(host="127.0.0.1"), description="broker connection"
     )
+    public_url: str | None = Field(
+        default=None,
+        description="the hub's HTTP address as boxes reach it (blob uploads); "
+        "unset: http://<http.host>:<http.port>",
+    )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="logins and tokens")
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="zeroconf")
     sync: SyncConfig = Field(default_factory=SyncConfig, description="event ingest")
@@ -83,6 +88,9 @@ class HubConfig(Section):
         if not value.host:
             raise ValueError("mqtt.host is required for the hub")
         return value
+
+    def upload_url(self, port: int | None = None) -> str:
+        return self.public_url or f"http://{self.http.host}:{port or self.http.port}"
 
     @property
     def database(self) -> Path:

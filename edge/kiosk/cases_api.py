@@ -122,6 +122,7 @@ async def register(request: web.Request) -> web.Response:
             status=422,
         )
     link.sender.notify()
+    link.photos.notify()
     log.info("%s: registered case %s (outbox seq %d)", config.node_id, receipt.case_no, receipt.seq)
     return web.json_response(
         {

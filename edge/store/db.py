@@ -124,6 +124,25 @@ class EdgeStore(Store):
 
         await self.run(write)
 
+    async def photos_to_upload(self) -> list[tuple[str, Path, str]]:
+        """Photos of registered cases not yet verified by the hub: (sha256, path, mime)."""
+
+        def read(db: Database) -> list[tuple[str, Path, str]]:
+            rows = db.execute(
+                "SELECT sha256, path, mime FROM photos WHERE case_no IS NOT NULL AND uploaded = 0 "
+                "ORDER BY taken_at"
+            ).fetchall()
+            return [(str(sha), Path(path), str(mime)) for sha, path, mime in rows]
+
+        return await self.run(read)
+
+    async def mark_photo_uploaded(self, sha256: str) -> None:
+        def write(db: Database) -> None:
+            with db.atomic():
+                db.execute("UPDATE photos SET uploaded = 1 WHERE sha256 = ?", [sha256])
+
+        await self.run(write)
+
     async def cases(self, limit: int = 100) -> list[dict[str, object]]:
         return await self.run(
             lambda db: list(

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 import aiomqtt
 
 from contracts import topics
+from contracts.commands import Command
 from contracts.errors import ContractError
 from contracts.presence import Birth, Death, HubState, decode_status
 from contracts.wire import decode
 from edge.config import EdgeConfig
 from edge.discovery import find_broker
 from edge.store.db import EdgeStore
+from edge.sync.photos import PhotoUploader
 from edge.sync.sender import OutboxSender
 from edge.telemetry import sample
 from runtime.logs import QuietLogger
@@ -51,6 +53,7 @@ class PresenceLink:
         self.store = store
         self.version = version
         self.sender = OutboxSender(config.node_id, store)
+        self.photos = PhotoUploader(config.node_id, store, config.upload_rate_bps)
         self.kiosk_port: int | None = None
         self.state = LinkState()
         self._born = asyncio.Event()
@@ -107,7 +110,7 @@ class PresenceLink:
                     if topic == ack:
                         await self.sender.on_ack(payload)
                     elif topic == cmd:
-                        self.sender.on_command(payload)
+                        self._on_command(payload)
                     elif topic == own_status:
                         await self._on_own_status(client, payload)
                     elif topic.startswith(HUB_STATE_PREFIX):
@@ -127,6 +130,27 @@ class PresenceLink:
                     "%s: published offline (bd_seq %d) before stopping", node, self.state.bd_seq
                 )
             raise
+
+    def _on_command(self, payload: bytes) -> None:
+        try:
+            command = decode(Command, payload)
+        except ContractError as exc:
+            quiet.warning("cmd", "%s: ignoring malformed command: %s", self.config.node_id, exc)
+            return
+        start = command.args.get("from")
+        url, token = command.args.get("blob_url"), command.args.get("blob_token")
+        if command.kind == "resync" and isinstance(start, int) and start >= 1:
+            self.sender.resync(start)
+        elif command.kind == "config" and isinstance(url, str) and isinstance(token, str):
+            self.photos.configure(url, token)
+        else:
+            quiet.warning(
+                "cmd",
+                "%s: ignoring command %s with args %s",
+                self.config.node_id,
+                command.kind,
+                sorted(command.args),
+            )
 
     async def _send_outbox(self, client: aiomqtt.Client) -> None:
         await self._born.wait()

@@ -13,7 +13,7 @@ import logging
 import aiomqtt
 
 from contracts import topics
-from contracts.commands import Ack, Command
+from contracts.commands import Ack
 from contracts.errors import ContractError
 from contracts.wire import decode
 from edge.store.db import EdgeStore
@@ -74,15 +74,8 @@ class OutboxSender:
         self.sent = max(self.sent, self.acked)
         self._wake.set()
 
-    def on_command(self, payload: bytes) -> None:
-        try:
-            command = decode(Command, payload)
-        except ContractError as exc:
-            quiet.warning("cmd", "%s: ignoring malformed command: %s", self.node, exc)
-            return
-        if command.kind == "resync":
-            start = command.args.get("from")
-            if isinstance(start, int) and start >= 1:
-                log.warning("%s: hub asked to resend from seq %d", self.node, start)
-                self.sent = min(self.sent, max(start - 1, self.acked))
-                self._wake.set()
+    def resync(self, start: int) -> None:
+        """The hub asked to resend from ``start`` (it saw a gap)."""
+        log.warning("%s: hub asked to resend from seq %d", self.node, start)
+        self.sent = min(self.sent, max(start - 1, self.acked))
+        self._wake.set()

@@ -5,13 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub.api import auth, cases, edges
+from hub.api import auth, blobs, cases, edges
 from hub.api.context import CTX, HubContext
+from hub.blobs.store import BlobStore
 from hub.console import pages
 from runtime.metrics import metrics_handler
 
 
-def create_app(context: HubContext, registry: CollectorRegistry) -> web.Application:
+def create_app(
+    context: HubContext, registry: CollectorRegistry, blob_store: BlobStore
+) -> web.Application:
     app = web.Application(middlewares=[auth.require_token], client_max_size=1024**2)
     app[CTX] = context
     r = app.router
@@ -23,6 +26,7 @@ def create_app(context: HubContext, registry: CollectorRegistry) -> web.Applicat
     r.add_get("/api/v1/edges/{node}", edges.get_edge)
     r.add_get("/api/v1/quarantine", edges.list_quarantine)
     cases.add_routes(app)
+    blobs.add_routes(app, blob_store, context.key)
     r.add_get("/metrics", metrics_handler(registry))
     r.add_get("/", pages.console_page)
     r.add_get("/login", pages.login_page)

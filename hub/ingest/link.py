@@ -51,7 +51,9 @@ class HubLink:
         vault: PiiVault,
         on_change: Callable[[EdgeRow], None],
         registry: CollectorRegistry,
+        box_config: Callable[[str, str], dict[str, str]] | None = None,
     ) -> None:
+        self.box_config = box_config
         self.config = config
         self.store = store
         self.vault = vault
@@ -141,7 +143,16 @@ class HubLink:
                     events.append((parsed.node, topic, payload))
                     continue
                 try:
-                    await self.presence.handle(parsed.node, parsed.channel, payload)
+                    birth = await self.presence.handle(parsed.node, parsed.channel, payload)
+                    if birth is not None and self.box_config is not None:
+                        command = Command(
+                            node=birth.node,
+                            kind="config",
+                            args=self.box_config(birth.node, birth.township),
+                        )
+                        await client.publish(
+                            topics.edge_cmd(birth.node), command.to_payload(), qos=1
+                        )
                 except ContractError as exc:
                     await self._quarantine(
                         topic, parsed.node, parsed.channel.value, str(exc), payload

@@ -22,15 +22,18 @@ class PresenceIngest:
         self.store = store
         self.on_change = on_change
 
-    async def handle(self, node: str, channel: EdgeChannel, payload: bytes) -> None:
-        """Apply one status or telemetry message; raises ``ContractError`` for bad input."""
+    async def handle(self, node: str, channel: EdgeChannel, payload: bytes) -> Birth | None:
+        """Apply one status or telemetry message; returns the birth if it was one. Raises
+        ``ContractError`` for bad input."""
         row: EdgeRow | None = None
+        birth: Birth | None = None
         if channel is EdgeChannel.STATUS:
             if not payload:
-                return  # a retained status being cleared
+                return None  # a retained status being cleared
             status = decode_status(payload)
             same_node(node, status.node)
             if isinstance(status, Birth):
+                birth = status
                 row = await self.store.record_birth(status)
                 log.info(
                     "%s: box %s online (bd_seq %d, %s)",
@@ -56,6 +59,7 @@ class PresenceIngest:
             row = await self.store.record_telemetry(report)
         if row is not None:
             self.on_change(row)
+        return birth
 
 
 def same_node(topic_node: str, payload_node: Any) -> None:

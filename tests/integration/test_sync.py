@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +200,40 @@ def test_events_for_another_box_are_refused_by_the_broker(
         assert stream(hub, token, "box-f") is None
     finally:
         raw.close()
+
+
+def test_photos_upload_after_registration_and_complete_the_case(
+    tmp_path: Path, hub: Hub, mosquitto: Mosquitto, processes: list[XfvProcess]
+) -> None:
+    token = hub.login()
+    processes.append(start_edge(tmp_path / "p", "box-g", "510104021", mosquitto))
+    edge = wait_until("box-g online", lambda: online_with(hub, token, "box-g"))
+    kiosk = f"http://127.0.0.1:{edge['kiosk_port']}"
+    photos = []
+    for _ in range(2):
+        status, photo = http_json(kiosk + "/api/v1/photos", body={}, method="POST")
+        assert status == 201, photo
+        photos.append(photo["sha256"])
+    status, receipt = http_json(
+        kiosk + "/api/v1/cases", body={**FORM, "id_number": id_number(7), "photos": photos}
+    )
+    assert status == 201, receipt
+
+    def complete() -> dict | None:
+        status, case = http_json(f"{hub.base}/api/v1/cases/{receipt['case_no']}", token)
+        return case if status == 200 and case["complete"] else None
+
+    case = wait_until("the case complete at the hub", complete, timeout=30)
+    assert case["photos_total"] == case["photos_verified"] == 2
+    assert {p["sha256"] for p in case["photos"]} == set(photos)
+    assert [t["kind"] for t in case["timeline"]] == ["registered", "photos_verified"]
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{hub.base}/api/v1/blobs/{photos[0]}", headers={"Authorization": f"Bearer {token}"}
+        ),
+        timeout=5,
+    ) as resp:
+        assert hashlib.sha256(resp.read()).hexdigest() == photos[0]
+        assert resp.headers["Content-Type"] == "image/jpeg"
+    status, _ = http_json(f"{hub.base}/api/v1/blobs/{photos[0]}/status")
+    assert status == 401
