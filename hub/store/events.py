@@ -9,12 +9,13 @@ flags the box and holds its stream at the break, never skipping past it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlite_utils import Database
 
-from contracts.chain import GENESIS
+from contracts.chain import GENESIS, record_hash
 from contracts.errors import ContractError
 from contracts.events import EventEnvelope
 from contracts.wire import decode
@@ -37,6 +38,8 @@ class BatchResult:
     heads: dict[str, int] = field(default_factory=dict)
     quarantine: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     flagged: set[str] = field(default_factory=set)
+    gapped: set[str] = field(default_factory=set)
+    """Boxes with events held behind a gap (checked after each applied event)."""
 
 
 def _now() -> str:
@@ -47,10 +50,14 @@ def _aad(node: str, seq: int) -> bytes:
     return f"event:{node}:{seq}".encode()
 
 
-def stream_head(db: Database, node: str) -> tuple[int, str, bool]:
+def stream_head(
+    db: Database, node: str, result: BatchResult | None = None
+) -> tuple[int, str, bool]:
     row = db.execute(
-        "SELECT head_seq, head_hash, chain_ok FROM streams WHERE node = ?", [node]
+        "SELECT head_seq, head_hash, chain_ok, gap_since FROM streams WHERE node = ?", [node]
     ).fetchone()
+    if row is not None and row[3] is not None and result is not None:
+        result.gapped.add(node)
     if row is None:
         db.execute(
             "INSERT INTO streams (node, head_seq, head_hash, chain_ok, resyncs) "
@@ -73,7 +80,7 @@ def ingest(
         result.quarantine.append((topic, node, str(exc), payload))
         return Outcome.QUARANTINED
     outcome = _apply(db, vault, event, payload, topic, result)
-    if outcome is Outcome.APPLIED:
+    if outcome is Outcome.APPLIED and node in result.gapped:
         _drain_held(db, vault, node, topic, result)
     return outcome
 
@@ -87,7 +94,7 @@ def _apply(
     result: BatchResult,
 ) -> Outcome:
     node, seq = event.node, event.seq
-    head_seq, head_hash, chain_ok = stream_head(db, node)
+    head_seq, head_hash, chain_ok = stream_head(db, node, result)
     if seq <= head_seq:
         row = db.execute(
             "SELECT hash FROM events WHERE node = ? AND seq = ?", [node, seq]
@@ -117,7 +124,7 @@ def _apply(
     reason = None
     if event.prev_hash != head_hash:
         reason = f"chain break at seq {seq}: prev_hash {event.prev_hash} != head {head_hash}"
-    elif not event.hash_ok():
+    elif record_hash(json.loads(payload)) != event.hash:  # over exactly what was sent
         reason = f"chain break at seq {seq}: hash {event.hash} does not match the event"
     else:
         try:
@@ -165,6 +172,7 @@ def _drain_held(db: Database, vault: PiiVault, node: str, topic: str, result: Ba
             left = db.execute("SELECT count(*) FROM held WHERE node = ?", [node]).fetchone()[0]
             if not left:
                 db.execute("UPDATE streams SET gap_since = NULL WHERE node = ?", [node])
+                result.gapped.discard(node)
             return
         db.execute("DELETE FROM held WHERE node = ? AND seq = ?", [node, head_seq + 1])
         payload = vault.decrypt(row[0], _aad(node, head_seq + 1))

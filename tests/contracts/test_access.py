@@ -170,4 +170,5 @@ def test_role_labels() -> None:
         "official": "接访领导",
         "monitor": "督查",
         "trainer": "培训讲师",
+        "box": "接访终端",
     }
