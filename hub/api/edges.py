@@ -41,6 +41,15 @@ def present(row: EdgeRow) -> dict[str, Any]:
         "offline_at": row["offline_at"],
         "telemetry": row["telemetry"],
         "telemetry_at": row["telemetry_at"],
+        "sync": {
+            "acked_through": row.get("head_seq") or 0,
+            "outbox_depth": (row["telemetry"] or {}).get("outbox_depth"),
+            "chain_ok": row.get("chain_ok") is None or bool(row["chain_ok"]),
+            "break_seq": row.get("break_seq"),
+            "break_reason": row.get("break_reason"),
+            "held": row.get("held") or 0,
+            "last_event_at": row.get("last_event_at"),
+        },
     }
 
 

@@ -36,6 +36,19 @@ class User:
     disabled: bool
 
 
+EDGE_SELECT = (
+    "SELECT e.*, s.head_seq, s.chain_ok, s.break_seq, s.break_reason, s.last_event_at, "
+    "(SELECT count(*) FROM held h WHERE h.node = e.node) AS held "
+    "FROM edges e LEFT JOIN streams s ON s.node = e.node"
+)
+"""A box's registry row with its event stream's state at the hub."""
+
+
+def _edge_by_node(db: Database, node: str) -> EdgeRow | None:
+    rows = list(db.query(EDGE_SELECT + " WHERE e.node = ?", [node]))
+    return _edge(rows[0]) if rows else None
+
+
 def _edge(row: dict[str, Any] | None) -> EdgeRow | None:
     if row is None:
         return None
@@ -76,7 +89,7 @@ class HubStore(Store):
                         ts,
                     ],
                 )
-                row = _edge(db.table("edges").get(birth.node))
+                row = _edge_by_node(db, birth.node)
             assert row is not None
             return row
 
@@ -94,7 +107,7 @@ class HubStore(Store):
                 )
                 if cur.rowcount == 0:
                     return None
-                return _edge(db.table("edges").get(death.node))
+                return _edge_by_node(db, death.node)
 
         return await self.run(write)
 
@@ -110,7 +123,7 @@ class HubStore(Store):
                 )
                 if cur.rowcount == 0:
                     return None
-                return _edge(db.table("edges").get(report.node))
+                return _edge_by_node(db, report.node)
 
         return await self.run(write)
 
@@ -119,7 +132,7 @@ class HubStore(Store):
 
         def read(db: Database) -> list[EdgeRow]:
             rows = db.query(
-                "SELECT * FROM edges WHERE township LIKE ? || '%' ORDER BY township, node",
+                EDGE_SELECT + " WHERE e.township LIKE ? || '%' ORDER BY e.township, e.node",
                 [jurisdiction],
             )
             return [r for r in (_edge(row) for row in rows) if r is not None]
@@ -128,7 +141,7 @@ class HubStore(Store):
 
     async def edge(self, node: str) -> EdgeRow | None:
         def read(db: Database) -> EdgeRow | None:
-            rows = list(db.query("SELECT * FROM edges WHERE node = ?", [node]))
+            rows = list(db.query(EDGE_SELECT + " WHERE e.node = ?", [node]))
             return _edge(rows[0]) if rows else None
 
         return await self.run(read)

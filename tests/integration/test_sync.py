@@ -72,6 +72,9 @@ def test_registered_cases_reach_the_hub_once_in_order(
         "chain_ok": True,
         "held": 0,
     }
+    sync_at_hub = (hub.edge(token, "box-a") or {})["sync"]
+    assert sync_at_hub["acked_through"] == 30 and sync_at_hub["chain_ok"]
+    assert sync_at_hub["held"] == 0
     status, sync = http_json(kiosk + "/api/v1/sync")
     assert status == 200 and sync["outbox_head"] == 30
     wait_until(

@@ -4,12 +4,14 @@ const TEXT = {
   zh: { title: "视频接访 · 终端监控", connecting: "连接中…", live: "实时", online: "在线",
         offline: "离线", total: "终端总数", logout: "退出", empty: "辖区内尚无终端接入",
         other: "English", version: "版本", temp: "CPU 温度", disk: "剩余空间", load: "负载",
-        seen: "最后上报", since: "离线于", ago: (s) => fmtAgo(s, "秒前", "分钟前", "小时前", "天前") },
+        seen: "最后上报", since: "离线于", synced: "已同步案件事件", waiting: "待上传",
+        chain: "数据链", broken: "校验中断，已暂停接收", ago: (s) => fmtAgo(s, "秒前", "分钟前", "小时前", "天前") },
   en: { title: "Video Reception · Box Wall", connecting: "connecting…", live: "live",
         online: "online", offline: "offline", total: "boxes", logout: "Sign out",
         empty: "No boxes in your jurisdiction yet", other: "中文", version: "version",
         temp: "CPU temp", disk: "disk free", load: "load", seen: "last report",
-        since: "offline since", ago: (s) => fmtAgo(s, "s ago", "min ago", "h ago", "d ago") },
+        since: "offline since", synced: "events synced", waiting: "waiting upload",
+        chain: "chain", broken: "broken, stream held at", ago: (s) => fmtAgo(s, "s ago", "min ago", "h ago", "d ago") },
 };
 function fmtAgo(s, sec, min, hr, day) {
   if (s < 60) return Math.max(0, Math.round(s)) + " " + sec;
@@ -48,13 +50,21 @@ function tile(e) {
     dl.append(el("dt", {}, t("disk")), dd);
   }
   if (tel.load1 != null) row("load", tel.load1.toFixed(2));
+  const sync = e.sync || {};
+  row("synced", String(sync.acked_through || 0));
+  if (sync.outbox_depth) row("waiting", String(sync.outbox_depth));
+  if (!sync.chain_ok) {
+    dl.append(el("dt", {}, t("chain")),
+              el("dd", { class: "chain-broken" }, t("broken") + " #" + sync.break_seq));
+  }
   if (e.online) {
     const age = ageSeconds(e.last_seen_at);
     if (age != null) row("seen", t("ago")(age));
   } else if (e.offline_at) {
     row("since", new Date(e.offline_at).toLocaleString(lang === "en" ? "en-GB" : "zh-CN"));
   }
-  return el("div", { class: "tile", "data-node": e.node, "data-online": String(e.online) },
+  return el("div", { class: "tile", "data-node": e.node, "data-online": String(e.online),
+                     "data-chain-ok": String(sync.chain_ok !== false) },
     el("div", { class: "name" }, el("span", { class: "light " + (e.online ? "green" : "red") }),
        e.node, el("span", { class: "state" }, e.online ? t("online") : t("offline"))),
     dl);
