@@ -29,6 +29,8 @@ def create_app(
     blobs.add_routes(app, blob_store, context.key)
     r.add_get("/metrics", metrics_handler(registry))
     r.add_get("/", pages.console_page)
+    r.add_get("/cases", pages.cases_page)
+    r.add_get("/cases/{case_no}", pages.case_page)
     r.add_get("/login", pages.login_page)
     r.add_post("/login", auth.console_login)
     r.add_post("/logout", auth.console_logout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
@@ -58,19 +59,31 @@ async def login_page(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html", charset="utf-8")
 
 
-async def console_page(request: web.Request) -> web.Response:
-    if console_claims(request) is None:
-        suffix = "?lang=en" if lang_of(request) == "en" else ""
-        raise web.HTTPSeeOther("/login" + suffix)
-    page = STATIC.joinpath("console.html").read_text("utf-8")
-    return web.Response(
-        text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
-    )
+def signed_in_page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A static page for signed-in users; others are sent to the login form."""
+
+    async def page(request: web.Request) -> web.Response:
+        if console_claims(request) is None:
+            suffix = "?lang=en" if lang_of(request) == "en" else ""
+            raise web.HTTPSeeOther("/login" + suffix)
+        return web.Response(
+            text=STATIC.joinpath(name).read_text("utf-8"),
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return page
+
+
+console_page = signed_in_page("console.html")
+cases_page = signed_in_page("cases.html")
+case_page = signed_in_page("case.html")
 
 
 async def static_file(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    if name not in {"console.js", "console.css"}:
+    if name not in {"console.js", "console.css", "cases.js", "case.js", "i18n.js"}:
         raise web.HTTPNotFound()
     kind = "application/javascript" if name.endswith(".js") else "text/css"
     return web.Response(

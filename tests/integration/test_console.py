@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.integration.test_presence import online_with
 from tests.support.broker import Mosquitto
-from tests.support.procs import Hub, XfvProcess, start_edge, wait_until
+from tests.support.events import FORM, id_number
+from tests.support.procs import Hub, XfvProcess, http_json, start_edge, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -95,4 +97,59 @@ def test_console_without_a_session_redirects_to_login(browser: Browser, hub: Hub
     page.goto(hub.base + "/?lang=en")
     expect(page).to_have_url(hub.base + "/login?lang=en")
     expect(page.locator("h1")).to_have_text("Video Reception Console")
+    page.close()
+
+
+def test_case_list_and_case_page(
+    tmp_path: Path,
+    browser: Browser,
+    hub: Hub,
+    mosquitto: Mosquitto,
+    processes: list[XfvProcess],
+) -> None:
+    token = hub.login()
+    processes.append(start_edge(tmp_path / "c", "box-c", "510104022", mosquitto))
+    edge = wait_until("box-c online", lambda: online_with(hub, token, "box-c"))
+    kiosk = f"http://127.0.0.1:{edge['kiosk_port']}"
+    status, photo = http_json(kiosk + "/api/v1/photos", body={}, method="POST")
+    assert status == 201
+    status, receipt = http_json(
+        kiosk + "/api/v1/cases",
+        body={**FORM, "id_number": id_number(5), "photos": [photo["sha256"]]},
+    )
+    assert status == 201
+    case_no = receipt["case_no"]
+    wait_until(
+        "the case complete at the hub",
+        lambda: (
+            (r := http_json(f"{hub.base}/api/v1/cases/{case_no}", token))[0] == 200
+            and r[1]["complete"]
+        ),
+    )
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    login(page, hub)
+    page.click("text=案件")
+    expect(page).to_have_url(hub.base + "/cases")
+    row = page.locator(f'tr[data-case="{case_no}"]')
+    expect(row).to_have_attribute("data-complete", "true")
+    expect(row).to_contain_text("春熙路街道")
+    expect(row).to_contain_text("申诉求决")
+    expect(row).not_to_contain_text(id_number(5))
+    page.screenshot(path=str(tmp_path / "cases.png"))
+    row.locator("a").click()
+    expect(page.locator("#case-no")).to_have_text(case_no)
+    expect(page.locator('[data-field="id"]')).to_have_text(
+        id_number(5)[:6] + "********" + id_number(5)[-4:]
+    )
+    expect(page.locator('#timeline [data-kind="registered"]')).to_contain_text("登记")
+    image = page.locator("#photos img")
+    expect(image).to_be_visible()
+    assert page.evaluate("document.querySelector('#photos img').naturalWidth") == 640
+    page.click("#reveal")
+    expect(page.locator('[data-field="id"]')).to_have_text(id_number(5))
+    page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
+    with sqlite3.connect(hub.dir / "state" / "hub.db") as db:
+        reads = db.execute("SELECT actor, target FROM audit WHERE action = 'pii.read'").fetchall()
+    assert reads == [("admin", case_no)]
     page.close()

@@ -1,12 +1,12 @@
 "use strict";
 // The box wall: a snapshot and live updates from /api/v1/edges/stream (server-sent events).
 const TEXT = {
-  zh: { title: "视频接访 · 终端监控", connecting: "连接中…", live: "实时", online: "在线",
+  zh: { title: "视频接访 · 终端监控", cases: "案件", connecting: "连接中…", live: "实时", online: "在线",
         offline: "离线", total: "终端总数", logout: "退出", empty: "辖区内尚无终端接入",
         other: "English", version: "版本", temp: "CPU 温度", disk: "剩余空间", load: "负载",
         seen: "最后上报", since: "离线于", synced: "已同步案件事件", waiting: "待上传",
         chain: "数据链", broken: "校验中断，已暂停接收", ago: (s) => fmtAgo(s, "秒前", "分钟前", "小时前", "天前") },
-  en: { title: "Video Reception · Box Wall", connecting: "connecting…", live: "live",
+  en: { title: "Video Reception · Box Wall", cases: "Cases", connecting: "connecting…", live: "live",
         online: "online", offline: "offline", total: "boxes", logout: "Sign out",
         empty: "No boxes in your jurisdiction yet", other: "中文", version: "version",
         temp: "CPU temp", disk: "disk free", load: "load", seen: "last report",
