@@ -79,11 +79,12 @@ def signed_in_page(name: str) -> Callable[[web.Request], Awaitable[web.Response]
 console_page = signed_in_page("console.html")
 cases_page = signed_in_page("cases.html")
 case_page = signed_in_page("case.html")
+quarantine_page = signed_in_page("quarantine.html")
 
 
 async def static_file(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    if name not in {"console.js", "console.css", "cases.js", "case.js", "i18n.js"}:
+    if name not in {"console.js", "console.css", "cases.js", "case.js", "i18n.js", "quarantine.js"}:
         raise web.HTTPNotFound()
     kind = "application/javascript" if name.endswith(".js") else "text/css"
     return web.Response(

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.integration.test_presence import online_with
+from contracts import topics
+from tests.integration.test_presence import online_with, publish_as
 from tests.support.broker import Mosquitto
 from tests.support.events import FORM, id_number
 from tests.support.procs import Hub, XfvProcess, http_json, start_edge, wait_until
@@ -152,4 +153,23 @@ def test_case_list_and_case_page(
     with sqlite3.connect(hub.dir / "state" / "hub.db") as db:
         reads = db.execute("SELECT actor, target FROM audit WHERE action = 'pii.read'").fetchall()
     assert reads == [("admin", case_no)]
+    page.close()
+
+
+def test_quarantine_page_lists_refused_messages(
+    browser: Browser, hub: Hub, mosquitto: Mosquitto
+) -> None:
+    publish_as("box-d", mosquitto, topics.edge_telemetry("box-d"), b"{broken", retain=False)
+    token = hub.login()
+    wait_until(
+        "the message quarantined",
+        lambda: http_json(hub.base + "/api/v1/quarantine", token)[1]["quarantine"],
+    )
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    login(page, hub)
+    page.goto(hub.base + "/quarantine")
+    row = page.locator("#rows tr").first
+    expect(row).to_contain_text("box-d")
+    expect(row).to_contain_text("Invalid JSON")
+    expect(row).to_contain_text(topics.edge_telemetry("box-d"))
     page.close()

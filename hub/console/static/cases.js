@@ -1,11 +1,11 @@
 "use strict";
 // The case list: filters, paging, a light per case (green: every photo verified at the hub).
 const TEXT = {
-  zh: { title: "视频接访 · 案件", wall: "终端监控", logout: "退出", total: "件", complete: "材料齐全",
+  zh: { title: "视频接访 · 案件", wall: "终端监控", quarantine: "隔离消息", logout: "退出", total: "件", complete: "材料齐全",
         waiting: "待上传材料", category: "类别", all: "全部", from: "起始日期", case_no: "案件编号",
         township: "乡镇（街道）", registered: "登记时间", name: "信访人", id: "身份证号",
         photos: "材料", empty: "没有符合条件的案件", prev: "上一页", next: "下一页" },
-  en: { title: "Video Reception · Cases", wall: "Box wall", logout: "Sign out", total: "cases",
+  en: { title: "Video Reception · Cases", wall: "Box wall", quarantine: "Quarantine", logout: "Sign out", total: "cases",
         complete: "complete", waiting: "waiting for photos", category: "Category", all: "All",
         from: "From", case_no: "Case no.", township: "Township", registered: "Registered",
         name: "Petitioner", id: "ID number", photos: "Photos", empty: "No matching cases",
