@@ -66,6 +66,12 @@ class Claims(BaseModel):
             raise ValueError(str(exc)) from None
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or ``None``."""
+    scheme, _, token = (header or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def mint_token(
     key: bytes,
     *,

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
+
+
+def json_error(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    """``{"error": message, ...}`` with ``status``; a 401 names the Bearer scheme."""
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="xfv"'
+    return web.json_response({"error": message, **extra}, status=status, headers=headers)
 
 
 @contextlib.asynccontextmanager

@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from contracts.access import Audience, Role, mint_token, verify_token
+from contracts.access import Audience, Role, bearer_token, mint_token, verify_token
 from contracts.cases import validate_case_form
 from contracts.errors import InvalidToken
 from edge.kiosk.keys import CLERK_PASSWORD, CONFIG, KEY, LINK, STORE
+from runtime.http import json_error
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,13 @@ LOOPBACK = {"127.0.0.1", "::1"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _is_local(request: web.Request) -> bool:
     return request.remote in LOOPBACK
 
 
 def _clerk(request: web.Request) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
         return False
     try:
         verify_token(request.app[KEY], token, Audience.API)
@@ -58,7 +55,7 @@ def guarded(local_ok: bool) -> Callable[[Handler], Handler]:
                 request.path,
                 request.remote,
             )
-            return _error(401, "the clerk's login is needed: POST /api/v1/login")
+            return json_error(401, "the clerk's login is needed: POST /api/v1/login")
 
         return inner
 
@@ -68,15 +65,15 @@ def guarded(local_ok: bool) -> Callable[[Handler], Handler]:
 async def login(request: web.Request) -> web.Response:
     password = request.app.get(CLERK_PASSWORD, "")
     if not password:
-        return _error(403, "clerk logins are disabled on this box (no clerk_password_file)")
+        return json_error(403, "clerk logins are disabled on this box (no clerk_password_file)")
     try:
         body = await request.json()
     except ValueError:
-        return _error(400, 'body must be JSON: {"password": ...}')
+        return json_error(400, 'body must be JSON: {"password": ...}')
     given = body.get("password") if isinstance(body, dict) else None
     if not isinstance(given, str) or not hmac.compare_digest(given, password):
         log.warning("failed clerk login from %s", request.remote)
-        return _error(401, "wrong clerk password")
+        return json_error(401, "wrong clerk password")
     config = request.app[CONFIG]
     token = mint_token(
         request.app[KEY],
@@ -94,9 +91,9 @@ async def register(request: web.Request) -> web.Response:
     try:
         data = await request.json()
     except ValueError:
-        return _error(400, "body must be a JSON object of the case fields")
+        return json_error(400, "body must be a JSON object of the case fields")
     if not isinstance(data, dict):
-        return _error(400, "body must be a JSON object of the case fields")
+        return json_error(400, "body must be a JSON object of the case fields")
     photos = data.pop("photos", [])
     if not isinstance(photos, list) or not all(isinstance(p, str) for p in photos):
         return web.json_response(

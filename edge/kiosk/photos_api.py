@@ -24,6 +24,7 @@ from aiohttp import web
 from edge.kiosk.camera import Camera, CameraError
 from edge.kiosk.cases_api import guarded
 from edge.kiosk.keys import CONFIG, STORE
+from runtime.http import json_error
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def write_durably(directory: Path, name: str, data: bytes) -> Path:
 
 def _camera_failed(request: web.Request, exc: CameraError) -> web.Response:
     log.warning("%s: %s", request.app[CONFIG].node_id, exc)
-    return web.json_response({"error": str(exc)}, status=503, headers=NO_STORE)
+    return json_error(503, str(exc), headers=NO_STORE)
 
 
 @guarded(local_ok=True)
@@ -93,7 +94,7 @@ async def get_photo(request: web.Request) -> web.StreamResponse:
     sha256 = request.match_info["sha256"]
     path = photo_dir(request.app) / f"{sha256}.jpg"
     if not await asyncio.to_thread(path.is_file):
-        return web.json_response({"error": f"no photo {sha256!r} on this box"}, status=404)
+        return json_error(404, f"no photo {sha256!r} on this box")
     return web.FileResponse(
         path, headers={"Content-Type": MIME, "Cache-Control": "private, max-age=86400"}
     )

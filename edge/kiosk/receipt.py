@@ -18,6 +18,7 @@ from qrcode.image.svg import SvgPathImage
 from contracts.cases import CASE_NO_RE
 from edge.kiosk import static_files
 from edge.kiosk.cases_api import guarded
+from runtime.http import json_error
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,7 @@ def qr_svg(text: str) -> str:
 async def qr(request: web.Request) -> web.Response:
     text = request.query.get("text", "")
     if not text or len(text) > QR_MAX_TEXT:
-        return web.json_response(
-            {"error": f"text must have 1 to {QR_MAX_TEXT} characters, got {len(text)}"},
-            status=400,
-        )
+        return json_error(400, f"text must have 1 to {QR_MAX_TEXT} characters, got {len(text)}")
     return web.Response(
         text=qr_svg(text),
         content_type="image/svg+xml",

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from contracts.access import Audience, Claims, mint_token, verify_token
+from contracts.access import Audience, Claims, bearer_token, mint_token, verify_token
 from contracts.blobs import BLOBS_PATH
 from contracts.errors import InvalidToken
 from hub.accounts import authenticate
@@ -59,11 +59,11 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     header = request.headers.get("Authorization", "")
     if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(header)
+        if token is None:
             return error(401, "Authorization header must be 'Bearer <token>'")
         try:
-            request[CLAIMS] = verify_token(ctx(request).key, token.strip(), Audience.API)
+            request[CLAIMS] = verify_token(ctx(request).key, token, Audience.API)
         except InvalidToken as exc:
             return error(401, str(exc))
         return await handler(request)

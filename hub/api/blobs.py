@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from contracts.access import Audience, Role, mint_token, verify_token
+from contracts.access import Audience, Role, bearer_token, mint_token, verify_token
 from contracts.errors import InvalidToken
 from hub.api.auth import console_claims
 from hub.blobs.routes import blob_routes
@@ -32,14 +32,9 @@ def box_token(key: bytes, node: str, township: str) -> str:
     )
 
 
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token else None
-
-
 def box_authorize(key: bytes) -> Callable[[web.Request], str | None]:
     def authorize(request: web.Request) -> str | None:
-        token = _bearer(request)
+        token = bearer_token(request.headers.get("Authorization"))
         if token is None:
             return None
         try:
@@ -55,7 +50,7 @@ def reader_authorize(key: bytes) -> Callable[[web.Request], str | None]:
     """Officials: an API bearer token, or the console's cookie."""
 
     def authorize(request: web.Request) -> str | None:
-        token = _bearer(request)
+        token = bearer_token(request.headers.get("Authorization"))
         if token is not None:
             try:
                 return verify_token(key, token, Audience.API).sub

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -14,6 +13,7 @@ from hub.ingest.link import HubLink
 from hub.live import Broadcaster
 from hub.pii import PiiVault
 from hub.store.db import HubStore
+from runtime.http import json_error
 
 
 @dataclass
@@ -45,7 +45,5 @@ def client_of(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def error(status: int, message: str, **extra: Any) -> web.Response:
-    """A JSON error body ``{"error": message, ...}`` with ``status``."""
-    headers = {"WWW-Authenticate": 'Bearer realm="xfv"'} if status == 401 else None
-    return web.json_response({"error": message, **extra}, status=status, headers=headers)
+error = json_error
+"""A JSON error body ``{"error": message, ...}`` with ``status``."""

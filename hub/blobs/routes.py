@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -55,6 +54,7 @@ from contracts.blobs import (
 )
 from contracts.blobs import BLOB_CONTENT_TYPE as BLOB_CONTENT_TYPE_HEADER
 from hub.blobs.store import BlobError, BlobStore, HashMismatch, OffsetMismatch
+from runtime.http import json_error
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,6 @@ def blob_routes(
     ]
 
 
-def _error(
-    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> web.Response:
-    headers = dict(headers or {})
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="xfv"'
-    return web.json_response({"error": message, **extra}, status=status, headers=headers)
-
-
 def _headers(status: BlobStatus) -> dict[str, str]:
     return {
         UPLOAD_OFFSET: str(status.offset),
@@ -117,10 +108,10 @@ class _Handlers:
     def _guard(self, request: web.Request, authorize: Authorize) -> tuple[str, str] | web.Response:
         node = authorize(request)
         if node is None:
-            return _error(401, "missing or invalid authorization: send 'Bearer <token>'")
+            return json_error(401, "missing or invalid authorization: send 'Bearer <token>'")
         sha = request.match_info["sha256"]
         if not is_sha256(sha):
-            return _error(400, f"blob address must be 64 lowercase hex digits, got {sha!r}")
+            return json_error(400, f"blob address must be 64 lowercase hex digits, got {sha!r}")
         return node, sha
 
     async def create(self, request: web.Request) -> web.Response:
@@ -135,33 +126,37 @@ class _Handlers:
                 raise InvalidBlobRequest(f"{UPLOAD_LENGTH} must be at least 1, got 0")
             status, created = await self.store.create(sha, length, node=node, content_type=ctype)
         except InvalidBlobRequest as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         except BlobError as exc:
-            return _error(exc.status, str(exc))
+            return json_error(exc.status, str(exc))
         except OSError as exc:
             log.exception("could not declare blob %s from node %s", sha, node)
-            return _error(500, f"could not store blob {sha}: {exc.strerror}")
+            return json_error(500, f"could not store blob {sha}: {exc.strerror}")
         headers = _headers(status) | {"Location": request.path}
         return web.json_response(
             status.model_dump(mode="json"), status=201 if created else 200, headers=headers
         )
 
-    async def head(self, request: web.Request) -> web.Response:
+    async def _declared(self, request: web.Request) -> BlobStatus | web.Response:
+        """The blob's upload status, or the 401/400/404 answer."""
         guard = self._guard(request, self.authorize)
         if isinstance(guard, web.Response):
             return guard
         status = await self.store.status(guard[1])
         if status is None:
-            return _error(404, f"no upload declared for blob {guard[1]}")
+            return json_error(404, f"no upload declared for blob {guard[1]}")
+        return status
+
+    async def head(self, request: web.Request) -> web.Response:
+        status = await self._declared(request)
+        if isinstance(status, web.Response):
+            return status
         return web.Response(status=200, headers=_headers(status))
 
     async def status(self, request: web.Request) -> web.Response:
-        guard = self._guard(request, self.authorize)
-        if isinstance(guard, web.Response):
-            return guard
-        status = await self.store.status(guard[1])
-        if status is None:
-            return _error(404, f"no upload declared for blob {guard[1]}")
+        status = await self._declared(request)
+        if isinstance(status, web.Response):
+            return status
         return web.json_response(status.model_dump(mode="json"), headers=_headers(status))
 
     async def patch(self, request: web.Request) -> web.Response:
@@ -170,33 +165,33 @@ class _Handlers:
             return guard
         node, sha = guard
         if request.content_type != PATCH_CONTENT_TYPE:
-            return _error(
+            return json_error(
                 415,
                 f"PATCH Content-Type must be {PATCH_CONTENT_TYPE}, got {request.content_type!r}",
             )
         try:
             offset = parse_count(UPLOAD_OFFSET, request.headers.get(UPLOAD_OFFSET))
         except InvalidBlobRequest as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         size = request.content_length
         if size is None:
-            return _error(411, "PATCH needs a Content-Length (chunked bodies are refused)")
+            return json_error(411, "PATCH needs a Content-Length (chunked bodies are refused)")
         if size > MAX_PATCH_BYTES:
-            return _error(413, f"PATCH body of {size} bytes exceeds {MAX_PATCH_BYTES}")
+            return json_error(413, f"PATCH body of {size} bytes exceeds {MAX_PATCH_BYTES}")
         try:
             status = await self.store.append(sha, offset, self._body(request), size, node=node)
         except OffsetMismatch as exc:
-            return _error(409, str(exc), {UPLOAD_OFFSET: str(exc.offset)}, offset=exc.offset)
+            return json_error(409, str(exc), {UPLOAD_OFFSET: str(exc.offset)}, offset=exc.offset)
         except HashMismatch as exc:
-            return _error(422, str(exc), expected=exc.expected, actual=exc.actual)
+            return json_error(422, str(exc), expected=exc.expected, actual=exc.actual)
         except BlobError as exc:
-            return _error(exc.status, str(exc))
+            return json_error(exc.status, str(exc))
         except _BodyCut as exc:
             log.info("PATCH of blob %s from node %s at %d cut: %s", sha, node, offset, exc)
-            return _error(400, f"PATCH body did not arrive whole: {exc}")
+            return json_error(400, f"PATCH body did not arrive whole: {exc}")
         except OSError as exc:
             log.exception("could not write blob %s from node %s", sha, node)
-            return _error(500, f"could not store blob {sha}: {exc.strerror}")
+            return json_error(500, f"could not store blob {sha}: {exc.strerror}")
         return web.Response(status=204, headers=_headers(status))
 
     async def download(self, request: web.Request) -> web.StreamResponse:
@@ -207,7 +202,7 @@ class _Handlers:
         path = await asyncio.to_thread(self.store.path_of, sha)
         meta = await self.store.meta(sha)
         if path is None or meta is None:
-            return _error(404, f"blob {sha} is not complete")
+            return json_error(404, f"blob {sha} is not complete")
         headers = {
             "Content-Type": meta.content_type,
             "X-Content-Type-Options": "nosniff",

@@ -8,19 +8,23 @@ import http.client
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.integration.test_console import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.test_presence import online_with
-from tests.support.broker import Mosquitto, free_port
+from tests.support.broker import Mosquitto
 from tests.support.events import id_number
-from tests.support.procs import Hub, XfvProcess, http_json, start_edge, wait_until
+from tests.support.procs import (
+    Hub,
+    XfvProcess,
+    http_json,
+    start_edge,
+    start_edge_on_port,
+    wait_until,
+)
 
 TOWNSHIP = "510104021"
 CHECK_DIGIT_ZH = "身份证号码校验位不正确，请核对最后一位"
@@ -28,32 +32,12 @@ NO_HUB = "hub-that-never-comes"  # the box waits for this hub: its uplink is "do
 VIEWPORT = {"width": 1280, "height": 800}  # the box's 10-inch touch screen
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError("Debian's chromium is missing: `make test` installs it")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def offline_box(
     directory: Path, node: str, mosquitto: Mosquitto, processes: list[XfvProcess]
 ) -> str:
     """A box whose hub never comes online; returns its kiosk's base URL."""
-    port = free_port()
-    processes.append(
-        start_edge(
-            directory,
-            node,
-            TOWNSHIP,
-            mosquitto,
-            hub_id=NO_HUB,
-            kiosk={"host": "127.0.0.1", "port": port},
-        )
-    )
-    base = f"http://127.0.0.1:{port}"
+    box, base = start_edge_on_port(directory, node, TOWNSHIP, mosquitto, hub_id=NO_HUB)
+    processes.append(box)
     wait_until(f"{node}'s kiosk", lambda: http_json(base + "/api/v1/health")[0] == 200)
     return base
 

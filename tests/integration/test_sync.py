@@ -16,9 +16,17 @@ from contracts import topics
 from contracts.commands import Command
 from contracts.wire import decode
 from tests.integration.test_presence import online_with
-from tests.support.broker import Mosquitto, free_port
+from tests.support.broker import Mosquitto
 from tests.support.events import FORM, RawClient, case_event, chain_of, id_number
-from tests.support.procs import XFV, Hub, XfvProcess, http_json, start_edge, wait_until
+from tests.support.procs import (
+    XFV,
+    Hub,
+    XfvProcess,
+    http_json,
+    start_edge,
+    start_edge_on_port,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -49,13 +57,9 @@ def test_registered_cases_reach_the_hub_once_in_order(
     tmp_path: Path, hub: Hub, mosquitto: Mosquitto, processes: list[XfvProcess]
 ) -> None:
     token = hub.login()
-    port = free_port()
-    box = start_edge(
-        tmp_path / "a", "box-a", "510104021", mosquitto, kiosk={"host": "127.0.0.1", "port": port}
-    )
+    box, kiosk = start_edge_on_port(tmp_path / "a", "box-a", "510104021", mosquitto)
     processes.append(box)
     wait_until("box-a online", lambda: online_with(hub, token, "box-a"))
-    kiosk = f"http://127.0.0.1:{port}"
 
     receipts = []
     for i in range(30):

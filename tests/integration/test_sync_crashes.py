@@ -11,9 +11,9 @@ import pytest
 
 from tests.integration.test_presence import online_with
 from tests.integration.test_sync import hub_cases, stream
-from tests.support.broker import Mosquitto, free_port
+from tests.support.broker import Mosquitto
 from tests.support.events import FORM, id_number
-from tests.support.procs import Hub, XfvProcess, http_json, start_edge, wait_until
+from tests.support.procs import Hub, XfvProcess, http_json, start_edge_on_port, wait_until
 
 
 class Writer(threading.Thread):
@@ -71,11 +71,8 @@ def assert_exactly_once_in_order(
 def test_kill_9_the_box_during_a_burst_of_500(
     tmp_path: Path, hub: Hub, mosquitto: Mosquitto, processes: list[XfvProcess]
 ) -> None:
-    token, port = hub.login(), free_port()
-    kiosk = f"http://127.0.0.1:{port}"
-    box = start_edge(
-        tmp_path / "a", "box-a", "510104021", mosquitto, kiosk={"host": "127.0.0.1", "port": port}
-    )
+    token = hub.login()
+    box, kiosk = start_edge_on_port(tmp_path / "a", "box-a", "510104021", mosquitto)
     processes.append(box)
     wait_until("box-a online", lambda: online_with(hub, token, "box-a"))
     kill_at = sorted(random.Random(7).sample(range(30, 470), 4))
@@ -109,17 +106,9 @@ def test_broker_stopped_mid_burst(
 ) -> None:
     hub = Hub(tmp_path / "hub", own_broker).start()
     try:
-        token, port = hub.login(), free_port()
-        kiosk = f"http://127.0.0.1:{port}"
-        processes.append(
-            start_edge(
-                tmp_path / "b",
-                "box-b",
-                "510104021",
-                own_broker,
-                kiosk={"host": "127.0.0.1", "port": port},
-            )
-        )
+        token = hub.login()
+        box, kiosk = start_edge_on_port(tmp_path / "b", "box-b", "510104021", own_broker)
+        processes.append(box)
         wait_until("box-b online", lambda: online_with(hub, token, "box-b"))
 
         def outage(written: int) -> None:
@@ -140,17 +129,9 @@ def test_broker_stopped_mid_burst(
 def test_kill_9_the_hub_mid_ingest(
     tmp_path: Path, hub: Hub, mosquitto: Mosquitto, processes: list[XfvProcess]
 ) -> None:
-    token, port = hub.login(), free_port()
-    kiosk = f"http://127.0.0.1:{port}"
-    processes.append(
-        start_edge(
-            tmp_path / "c",
-            "box-c",
-            "510104021",
-            mosquitto,
-            kiosk={"host": "127.0.0.1", "port": port},
-        )
-    )
+    token = hub.login()
+    box, kiosk = start_edge_on_port(tmp_path / "c", "box-c", "510104021", mosquitto)
+    processes.append(box)
     wait_until("box-c online", lambda: online_with(hub, token, "box-c"))
     assert hub.process is not None
 

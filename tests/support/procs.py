@@ -272,6 +272,18 @@ def edge_config(
     )
 
 
+def start_edge_on_port(
+    directory: Path, node: str, township: str, broker: Mosquitto | None, **extra: Any
+) -> tuple[XfvProcess, str]:
+    """``start_edge`` with the kiosk on a fixed free port (so it survives restarts);
+    returns the process and the kiosk's base URL."""
+    port = free_port()
+    box = start_edge(
+        directory, node, township, broker, kiosk={"host": "127.0.0.1", "port": port}, **extra
+    )
+    return box, f"http://127.0.0.1:{port}"
+
+
 def start_edge(
     directory: Path, node: str, township: str, broker: Mosquitto | None, **extra: Any
 ) -> XfvProcess:

@@ -3,12 +3,12 @@
 const TEXT = {
   zh: { title: "视频接访 · 终端监控", cases: "案件", connecting: "连接中…", live: "实时", online: "在线",
         offline: "离线", total: "终端总数", logout: "退出", empty: "辖区内尚无终端接入",
-        other: "English", version: "版本", temp: "CPU 温度", disk: "剩余空间", load: "负载",
+        version: "版本", temp: "CPU 温度", disk: "剩余空间", load: "负载",
         seen: "最后上报", since: "离线于", synced: "已同步案件事件", waiting: "待上传",
         chain: "数据链", broken: "校验中断，已暂停接收", ago: (s) => fmtAgo(s, "秒前", "分钟前", "小时前", "天前") },
   en: { title: "Video Reception · Box Wall", cases: "Cases", connecting: "connecting…", live: "live",
         online: "online", offline: "offline", total: "boxes", logout: "Sign out",
-        empty: "No boxes in your jurisdiction yet", other: "中文", version: "version",
+        empty: "No boxes in your jurisdiction yet", version: "version",
         temp: "CPU temp", disk: "disk free", load: "load", seen: "last report",
         since: "offline since", synced: "events synced", waiting: "waiting upload",
         chain: "chain", broken: "broken, stream held at", ago: (s) => fmtAgo(s, "s ago", "min ago", "h ago", "d ago") },
@@ -19,22 +19,14 @@ function fmtAgo(s, sec, min, hr, day) {
   if (s < 86400) return Math.round(s / 3600) + " " + hr;
   return Math.round(s / 86400) + " " + day;
 }
-const params = new URLSearchParams(location.search);
-let lang = params.get("lang") === "en" ? "en" : (localStorage.getItem("xfv-lang") || "zh");
+const { el } = XFV;
 const edges = new Map();
+let live = false;
 
-function t(key) { return TEXT[lang][key]; }
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") e.className = v; else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
+function t(key) { return TEXT[XFV.lang][key]; }
 function gb(bytes) { return (bytes / 1e9).toFixed(1) + " GB"; }
 function ageSeconds(iso) { return iso ? (Date.now() - Date.parse(iso)) / 1000 : null; }
-function name(e, key) { return lang === "en" ? e[key + "_en"] : e[key]; }
+function name(e, key) { return XFV.lang === "en" ? e[key + "_en"] : e[key]; }
 
 function tile(e) {
   const tel = e.telemetry || {};
@@ -61,7 +53,7 @@ function tile(e) {
     const age = ageSeconds(e.last_seen_at);
     if (age != null) row("seen", t("ago")(age));
   } else if (e.offline_at) {
-    row("since", new Date(e.offline_at).toLocaleString(lang === "en" ? "en-GB" : "zh-CN"));
+    row("since", XFV.time(e.offline_at));
   }
   return el("div", { class: "tile", "data-node": e.node, "data-online": String(e.online),
                      "data-chain-ok": String(sync.chain_ok !== false) },
@@ -102,20 +94,16 @@ function render() {
   }
 }
 
-function applyLang() {
-  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-  document.title = t("title");
-  for (const n of document.querySelectorAll("[data-i18n]")) {
-    if (n.id !== "live") n.textContent = t(n.dataset.i18n);
-  }
-  document.getElementById("lang").textContent = t("other");
-  render();
+function showLive(on) {
+  live = on;
+  const badge = document.getElementById("live");
+  badge.className = on ? "live" : "live off";
+  badge.textContent = t(on ? "live" : "connecting");
 }
 
 function connect() {
-  const live = document.getElementById("live");
   const source = new EventSource("/api/v1/edges/stream");
-  source.addEventListener("open", () => { live.className = "live"; live.textContent = t("live"); });
+  source.addEventListener("open", () => showLive(true));
   source.addEventListener("snapshot", (ev) => {
     edges.clear();
     for (const e of JSON.parse(ev.data).edges) edges.set(e.node, e);
@@ -127,27 +115,22 @@ function connect() {
     render();
   });
   source.addEventListener("error", () => {
-    live.className = "live off"; live.textContent = t("connecting");
+    showLive(false);
     if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
   });
 }
 
 async function whoami() {
-  const r = await fetch("/api/v1/me");
-  if (r.status === 401) { location.href = "/login"; return; }
-  const me = await r.json();
+  const me = await XFV.json("/api/v1/me");
   document.getElementById("who").textContent =
-    `${me.username} · ${lang === "en" ? me.role : me.role_name} · ${me.jurisdiction_name}`;
+    `${me.username} · ${XFV.lang === "en" ? me.role : me.role_name} · ${me.jurisdiction_name}`;
 }
 
-document.getElementById("lang").addEventListener("click", (ev) => {
-  ev.preventDefault();
-  lang = lang === "zh" ? "en" : "zh";
-  localStorage.setItem("xfv-lang", lang);
-  applyLang();
+XFV.setup(TEXT, () => {
+  document.title = t("title");
+  showLive(live);
+  render();
   whoami();
 });
-applyLang();
-whoami();
 connect();
 setInterval(render, 10000);  // keep "seconds ago" fresh
