@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -112,8 +113,9 @@ class AckWatcher:
         self.c.disconnect()
 
 
-def raw_drain(broker: Mosquitto, payloads: list[list[bytes]]) -> float:
-    """Seconds for a raw subscriber to receive every payload published the same way."""
+def raw_drain(broker: Mosquitto, payloads: list[list[bytes]]) -> tuple[float, float]:
+    """Seconds for a raw subscriber to receive every payload published the same way, and the
+    CPU seconds it used (this process only runs the subscriber meanwhile)."""
     total = sum(len(p) for p in payloads)
     got, done = [0], threading.Event()
     sub = client(HUB_USER, f"raw-sub-{time.monotonic_ns()}", broker)
@@ -126,13 +128,13 @@ def raw_drain(broker: Mosquitto, payloads: list[list[bytes]]) -> float:
     sub.on_message = on_message
     sub.subscribe("xfv/v1/bench/#", qos=1)
     time.sleep(0.3)
-    start = time.monotonic()
+    cpu0, start = time.process_time(), time.monotonic()
     publish_all([(HUB_USER, f"xfv/v1/bench/{i}", p) for i, p in enumerate(payloads)], broker)
     assert done.wait(120), f"raw subscriber got {got[0]} of {total}"
-    elapsed = time.monotonic() - start
+    elapsed, cpu = time.monotonic() - start, time.process_time() - cpu0
     sub.loop_stop()
     sub.disconnect()
-    return elapsed
+    return elapsed, cpu
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -158,25 +160,40 @@ def queued_box(workdir: Path, node: str, broker: Mosquitto, queued: int) -> XfvP
     return XfvProcess(["edge", "run", "--config", str(config)], workdir / "edge.log")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the hub and its ingest writer)."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 def ingest_round(
     work: Path, broker: Mosquitto, nodes: list[str], per_box: int
-) -> tuple[Hub, float, float]:
-    """One round of (a): a fresh hub; returns it (running) with hub and raw rates."""
+) -> tuple[Hub, float, float, float, float]:
+    """One round of (a): a fresh hub; returns it (running) with hub and raw rates and CPU
+    microseconds per event of each."""
     hub = Hub(work, broker, port=free_port()).start()
+    assert hub.process is not None and hub.process.proc is not None
+    hub_pid = hub.process.proc.pid
     chains = {n: [e.to_payload() for e in chain_of(n, per_box)] for n in nodes}
     watcher = AckWatcher(broker, nodes)
     time.sleep(0.3)  # let the retained acks of earlier rounds arrive before resetting
     watcher.acked = dict.fromkeys(nodes, 0)
     watcher.done.clear()
     watcher.expect(per_box)
+    cpu0 = cpu_seconds(hub_pid)
     start = time.monotonic()
     publish_all([(n, topics.edge_events(n), chains[n]) for n in nodes], broker)
     assert watcher.done.wait(300), f"hub acked {watcher.acked}"
     hub_s = time.monotonic() - start
+    hub_cpu = cpu_seconds(hub_pid) - cpu0
     watcher.close()
-    raw_s = raw_drain(broker, list(chains.values()))
+    raw_s, raw_cpu = raw_drain(broker, list(chains.values()))
     total = len(nodes) * per_box
-    return hub, total / hub_s, total / raw_s
+    return hub, total / hub_s, total / raw_s, hub_cpu / total * 1e6, raw_cpu / total * 1e6
 
 
 def reconnect_drain(work: Path, broker: Mosquitto, hub: Hub, queued: int) -> tuple[float, float]:
@@ -202,6 +219,8 @@ def report(figures: dict[str, float]) -> None:
         ("(a) hub: events committed+acked /s (median)", f"{figures['hub_events_per_s']:,.0f}", ""),
         ("    raw subscriber: msgs drained /s (median)", f"{figures['raw_msgs_per_s']:,.0f}", ""),
         ("    ratio hub / raw", f"{figures['ratio']:.2f}", ">= 0.5"),
+        ("    hub CPU per event, us (hub + writer)", f"{figures['hub_cpu_us_per_event']}", ""),
+        ("    raw subscriber CPU per message, us", f"{figures['raw_cpu_us_per_msg']}", ""),
         (
             f"(b) {figures['queued']:,.0f} queued events acked after start, s",
             f"{figures['reconnect_drain_s']:.2f}",
@@ -225,13 +244,21 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="xfv-bench-"))
     broker = Mosquitto(work / "broker").start()
     nodes = list(BOX_USERS[:boxes])
-    hub_rates, raw_rates = [], []
+    hub_rates, raw_rates, hub_cpus, raw_cpus = [], [], [], []
     try:
         for r in range(rounds):
-            hub, hub_rate, raw_rate = ingest_round(work / f"hub{r}", broker, nodes, per_box)
+            hub, hub_rate, raw_rate, hub_cpu, raw_cpu = ingest_round(
+                work / f"hub{r}", broker, nodes, per_box
+            )
             hub_rates.append(hub_rate)
             raw_rates.append(raw_rate)
-            print(f"round {r + 1}: hub {hub_rate:,.0f}/s  raw {raw_rate:,.0f}/s", file=sys.stderr)
+            hub_cpus.append(hub_cpu)
+            raw_cpus.append(raw_cpu)
+            print(
+                f"round {r + 1}: hub {hub_rate:,.0f}/s ({hub_cpu:.0f} us CPU/event)  "
+                f"raw {raw_rate:,.0f}/s ({raw_cpu:.0f} us CPU/msg)",
+                file=sys.stderr,
+            )
             if r < rounds - 1:
                 hub.stop()
         drain_s, box_rss = reconnect_drain(work / "queued", broker, hub, queued)
@@ -250,6 +277,8 @@ def main() -> None:
             "raw_msgs_per_s": round(raw_med),
             "ratio": round(hub_med / raw_med, 3),
             "ratio_target": 0.5,
+            "hub_cpu_us_per_event": round(statistics.median(hub_cpus)),
+            "raw_cpu_us_per_msg": round(statistics.median(raw_cpus)),
             "queued": queued,
             "reconnect_drain_s": round(drain_s, 2),
             "drain_target_s": 10,

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from contracts.errors import ChainError
 
 GENESIS = "0" * 64
@@ -40,6 +42,31 @@ def record_hash(record: Mapping[str, Any]) -> str:
         raise ChainError("record has no 'prev_hash'")
     body = {k: v for k, v in record.items() if k != "hash"}
     return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def hash_matches(record: Mapping[str, Any], claimed: str) -> bool:
+    """Whether ``claimed`` is ``record_hash(record)``, checked fast.
+
+    orjson's sorted compact output equals ``canonical_json`` except for some floats, very large
+    integers and escapes of control characters; there it differs (or refuses), so a miss is
+    re-checked with the reference encoder. A hit is exact: equal SHA-256 means equal bytes.
+    """
+    body = {k: v for k, v in record.items() if k != "hash"}
+    try:
+        if hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest() == claimed:
+            return True
+    except orjson.JSONEncodeError:
+        pass
+    return "prev_hash" in record and record_hash(record) == claimed
+
+
+def load_json(payload: bytes) -> Any:
+    """Parse JSON bytes with orjson, or with the standard library where orjson refuses
+    (integers beyond 64 bits)."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return json.loads(payload)
 
 
 def seal(record: Mapping[str, Any], prev_hash: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from hub.blobs.verifier import verify_photos_forever
 from hub.config import HubConfig
 from hub.discovery import hub_announcer
 from hub.ingest.link import HubLink
+from hub.ingest.writer import IngestWriter
 from hub.live import Broadcaster
 from hub.pii import PiiVault
 from hub.store.db import EdgeRow, HubStore
@@ -50,14 +51,16 @@ class HubApp:
         self.store = HubStore(config.database)
         self.registry = CollectorRegistry()
         self.live = Broadcaster()
-        self.vault = PiiVault(pii_key(config))
+        pii = pii_key(config)
+        self.vault = PiiVault(pii)
         self.key = signing_key(config)
         self.blobs = BlobStore(config.state_dir / "blobs")
         self.http_port: int | None = None
+        self.writer = IngestWriter(config.database, pii)
         self.ingest = HubLink(
             config,
             self.store,
-            self.vault,
+            self.writer,
             self._changed,
             self.registry,
             box_config=self._box_config,
@@ -92,6 +95,7 @@ class HubApp:
         config = self.config
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(self.store)
+            await stack.enter_async_context(self.writer)
             self._online = {r["node"]: r["online"] for r in await self.store.edges()}
             context = HubContext(
                 config=config,

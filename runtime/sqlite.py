@@ -8,9 +8,10 @@ mode; schema changes happen only through named, transactional sqlite-utils ``Mig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, ParamSpec, Self, TypeVar
@@ -89,6 +90,28 @@ class Store(AsyncResource):
             raise StoreClosed(f"database {str(self.path)!r} is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+
+@contextlib.contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """Like ``db.atomic()``, but take the write lock at the start (``BEGIN IMMEDIATE``).
+
+    When another process writes the same database (the hub's ingest writer), a deferred
+    transaction that reads first and writes later can fail at once with "database is locked"
+    if the other side committed in between; an immediate one waits its turn instead (busy
+    timeout). Nested use becomes a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.conn.execute("COMMIT")
+    except BaseException:
+        db.conn.rollback()  # a no-op if the error already ended the transaction
+        raise
 
 
 def insert_row(db: Database, table: str, row: dict[str, object]) -> None:

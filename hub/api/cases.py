@@ -15,6 +15,7 @@ from contracts.cases import Category
 from contracts.divisions import parse_division
 from contracts.errors import ContractError
 from contracts.places import place_name
+from contracts.topics import check_id
 from hub.api.context import claims, client_of, ctx, error
 
 LIST_COLUMNS = (
@@ -51,6 +52,13 @@ def _filters(request: web.Request) -> tuple[str, list[Any]] | web.Response:
     if "state" in q:
         where.append("state = ?")
         args.append(q["state"])
+    if "node" in q:
+        try:
+            node = check_id(q["node"])
+        except ContractError as exc:
+            return error(400, f"node: {exc}")
+        where.append("node = ?")
+        args.append(node)
     return " AND ".join(where), args
 
 

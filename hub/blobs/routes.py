@@ -25,8 +25,11 @@ offset reaches the length the hub verifies the SHA-256: a match moves the blob i
 ``expected`` and ``actual``. PATCHes of one blob never interleave (a per-blob lock; 423 if it
 stays busy).
 
-``GET /api/v1/blobs/{sha256}`` → the complete blob with the content type given at POST;
-404 while incomplete. It uses ``authorize_read`` when given (e.g. officials' tokens).
+``GET /api/v1/blobs/{sha256}`` → the complete blob with the content type given at POST
+(``Cache-Control: private, no-store``: who may read it is decided, and noted, on every request);
+404 while incomplete. A ``ReadAccess`` given to ``blob_routes`` decides downloads (the hub's
+officials, cut to their jurisdiction, each read audited); without one, the upload
+``authorize`` does.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -61,6 +65,35 @@ log = logging.getLogger(__name__)
 Authorize = Callable[[web.Request], str | None]
 """Returns the node id of the caller (from its token), or None to answer 401."""
 
+
+class ReadAccess(Protocol):
+    """Who may download which blob, and what is noted when they do."""
+
+    def authorize(self, request: web.Request) -> str | None:
+        """The reader's id, or None to answer 401."""
+
+    async def admit(self, request: web.Request, sha256: str) -> web.Response | None:
+        """After ``authorize`` let the reader in and the address was checked: None lets the
+        download go on, a response is sent instead. Runs before the store is looked at, so a
+        refusal says nothing about whether the blob exists."""
+
+    async def served(self, request: web.Request, sha256: str) -> None:
+        """The complete blob was found and is about to be sent (e.g. audit the read)."""
+
+
+class _AsUploads:
+    """Downloads decided by the upload ``authorize``, admitted without further checks."""
+
+    def __init__(self, authorize: Authorize) -> None:
+        self.authorize = authorize
+
+    async def admit(self, request: web.Request, sha256: str) -> web.Response | None:
+        return None
+
+    async def served(self, request: web.Request, sha256: str) -> None:
+        return None
+
+
 _READ_PIECE = 64 * 1024
 
 
@@ -72,11 +105,11 @@ def blob_routes(
     store: BlobStore,
     authorize: Authorize,
     *,
-    authorize_read: Authorize | None = None,
+    read_access: ReadAccess | None = None,
     read_timeout: float = 30.0,
 ) -> list[web.RouteDef]:
     """The blob routes, for ``app.add_routes``; ``read_timeout`` bounds a silent PATCH body."""
-    h = _Handlers(store, authorize, authorize_read or authorize, read_timeout)
+    h = _Handlers(store, authorize, read_access or _AsUploads(authorize), read_timeout)
     item = BLOBS_PATH + "/{sha256}"
     return [
         web.post(item, h.create),
@@ -98,11 +131,11 @@ def _headers(status: BlobStatus) -> dict[str, str]:
 
 class _Handlers:
     def __init__(
-        self, store: BlobStore, authorize: Authorize, authorize_read: Authorize, timeout: float
+        self, store: BlobStore, authorize: Authorize, reads: ReadAccess, timeout: float
     ) -> None:
         self.store = store
         self.authorize = authorize
-        self.authorize_read = authorize_read
+        self.reads = reads
         self.timeout = timeout
 
     def _guard(self, request: web.Request, authorize: Authorize) -> tuple[str, str] | web.Response:
@@ -195,19 +228,23 @@ class _Handlers:
         return web.Response(status=204, headers=_headers(status))
 
     async def download(self, request: web.Request) -> web.StreamResponse:
-        guard = self._guard(request, self.authorize_read)
+        guard = self._guard(request, self.reads.authorize)
         if isinstance(guard, web.Response):
             return guard
         sha = guard[1]
+        refused = await self.reads.admit(request, sha)
+        if refused is not None:
+            return refused
         path = await asyncio.to_thread(self.store.path_of, sha)
         meta = await self.store.meta(sha)
         if path is None or meta is None:
             return json_error(404, f"blob {sha} is not complete")
+        await self.reads.served(request, sha)
         headers = {
             "Content-Type": meta.content_type,
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, max-age=31536000, immutable",
+            "Cache-Control": "private, no-store",
         }
         return web.FileResponse(path, headers=headers)
 

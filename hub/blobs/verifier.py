@@ -9,6 +9,7 @@ from sqlite_utils import Database
 
 from hub.blobs.store import BlobStore
 from hub.store.db import HubStore
+from runtime.sqlite import transaction
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ async def verify_photos(store: HubStore, blobs: BlobStore) -> int:
         return 0
 
     def write(db: Database) -> None:
-        with db.atomic():
+        with transaction(db):
             marks = ", ".join("?" * len(done))
             cases = [
                 r[0]

@@ -1,4 +1,5 @@
-"""Console pages: the login form and the box wall. Data comes from ``/api/v1`` in the page."""
+"""Console pages: the login form, the box wall, one box, the cases. Data comes from
+``/api/v1`` in the page."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from importlib import resources
 
 from aiohttp import web
 
+from contracts.access import Claims
 from hub.api.auth import console_claims
+from hub.api.context import ctx
 
 STATIC = resources.files("hub.console").joinpath("static")
 
@@ -59,19 +62,31 @@ async def login_page(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html", charset="utf-8")
 
 
+def signed_in(request: web.Request) -> Claims:
+    """The console user's claims; without a session, a redirect to the login form."""
+    who = console_claims(request)
+    if who is None:
+        suffix = "?lang=en" if lang_of(request) == "en" else ""
+        raise web.HTTPSeeOther("/login" + suffix)
+    return who
+
+
+def html_page(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status,
+        text=text,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 def signed_in_page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     """A static page for signed-in users; others are sent to the login form."""
 
     async def page(request: web.Request) -> web.Response:
-        if console_claims(request) is None:
-            suffix = "?lang=en" if lang_of(request) == "en" else ""
-            raise web.HTTPSeeOther("/login" + suffix)
-        return web.Response(
-            text=STATIC.joinpath(name).read_text("utf-8"),
-            content_type="text/html",
-            charset="utf-8",
-            headers={"Cache-Control": "no-store"},
-        )
+        signed_in(request)
+        return html_page(STATIC.joinpath(name).read_text("utf-8"))
 
     return page
 
@@ -82,9 +97,30 @@ case_page = signed_in_page("case.html")
 quarantine_page = signed_in_page("quarantine.html")
 
 
+EDGE_SHOWN, EDGE_REFUSED = '<body data-refused="false">', '<body data-refused="true">'
+"""``edge.html`` shows the box or, marked refused, only the refusal (see console.css)."""
+
+
+async def edge_page(request: web.Request) -> web.Response:
+    """``/edges/{node}``: one box at a glance. A box outside the user's jurisdiction gets the
+    API's refusal (404, the same whether or not the box exists): the page says so and loads
+    nothing of it."""
+    who = signed_in(request)
+    row = await ctx(request).store.edge(request.match_info["node"])
+    page = STATIC.joinpath("edge.html").read_text("utf-8")
+    if row is None or not str(row["township"]).startswith(who.jur):
+        return html_page(page.replace(EDGE_SHOWN, EDGE_REFUSED, 1), status=404)
+    return html_page(page)
+
+
+STATIC_FILES = frozenset(
+    {"console.js", "console.css", "cases.js", "case.js", "i18n.js", "quarantine.js", "edge.js"}
+)
+
+
 async def static_file(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    if name not in {"console.js", "console.css", "cases.js", "case.js", "i18n.js", "quarantine.js"}:
+    if name not in STATIC_FILES:
         raise web.HTTPNotFound()
     kind = "application/javascript" if name.endswith(".js") else "text/css"
     return web.Response(

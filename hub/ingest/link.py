@@ -1,10 +1,13 @@
-"""The hub's one MQTT session: its retained state, presence, and box events.
+"""The hub's MQTT link: its retained state, box presence, and box events.
 
-Events are committed in batches (one transaction for everything that arrived together) and only
-then acknowledged twice: the retained cumulative ``Ack`` on each box's ack topic, and the MQTT
-PUBACK (paho manual ack), so the broker redelivers anything the hub did not commit. The session
-is persistent (clean_session false), so QoS 1 events published while the hub was down wait at
-the broker.
+Two persistent sessions (clean_session false), so QoS 1 messages published while the hub was
+down wait at the broker: the main one (aiomqtt, with the hub's will) for state, presence,
+telemetry, acks and commands, and one for box events only (``receiver.EventReceiver``).
+
+Events are committed in batches (everything that arrived while the last batch was being
+written) by the ingest writer process (``writer.IngestWriter``), and only then acknowledged
+twice: the retained cumulative ``Ack`` on each box's ack topic, and the MQTT PUBACK (paho manual
+ack), so the broker redelivers anything the hub did not commit.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from contracts.presence import HubState
 from contracts.topics import EdgeChannel
 from hub.config import HubConfig
 from hub.ingest.presence import PresenceIngest
-from hub.pii import PiiVault
+from hub.ingest.receiver import EventReceiver
+from hub.ingest.writer import IngestWriter
 from hub.store.db import EdgeRow, HubStore
-from hub.store.events import BatchResult, Outcome
+from hub.store.events import Batch, Outcome
 from runtime.logs import QuietLogger
 from runtime.mqtt import (
     BrokerAddress,
@@ -48,7 +52,7 @@ class HubLink:
         self,
         config: HubConfig,
         store: HubStore,
-        vault: PiiVault,
+        writer: IngestWriter,
         on_change: Callable[[EdgeRow], None],
         registry: CollectorRegistry,
         box_config: Callable[[str, str], dict[str, str]] | None = None,
@@ -56,7 +60,7 @@ class HubLink:
         self.box_config = box_config
         self.config = config
         self.store = store
-        self.vault = vault
+        self.writer = writer
         self.presence = PresenceIngest(config.hub_id, store, on_change)
         self.connected = False
         self.messages = Counter(
@@ -88,9 +92,13 @@ class HubLink:
     def _on_state(self, connected: bool) -> None:
         self.connected = connected
 
-    async def _broker(self) -> BrokerAddress:
+    @property
+    def _address(self) -> BrokerAddress:
         assert self.config.mqtt.host
         return BrokerAddress(self.config.mqtt.host, self.config.mqtt.port)
+
+    async def _broker(self) -> BrokerAddress:
+        return self._address
 
     def _state(self, state: str) -> bytes:
         return HubState(state=state, hub=self.config.hub_id).to_payload()
@@ -108,16 +116,23 @@ class HubLink:
         state_topic = topics.hub_state(self.config.hub_id)
         await client.subscribe(topics.all_edges(EdgeChannel.STATUS), qos=1)
         await client.subscribe(topics.all_edges(EdgeChannel.TELEMETRY), qos=0)
-        await client.subscribe(topics.all_edges(EdgeChannel.EVENTS), qos=1)
-        await client.publish(state_topic, self._state("online"), qos=1, retain=True)
-        log.info("%s: online", self.config.hub_id)
-        inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        # Events have their own connection; a session of an older hub may still carry them.
+        await client.unsubscribe(topics.all_edges(EdgeChannel.EVENTS))
+        receiver = EventReceiver(
+            self.config.mqtt,
+            self._address,
+            f"hub-{self.config.hub_id}-events",
+            topics.all_edges(EdgeChannel.EVENTS),
+        )
         try:
-            async with asyncio.TaskGroup() as tg:
+            async with receiver, asyncio.TaskGroup() as tg:
+                await client.publish(state_topic, self._state("online"), qos=1, retain=True)
+                log.info("%s: online", self.config.hub_id)
                 tg.create_task(self._resync_loop(client))
-                tg.create_task(self._process(client, inbox))
-                async for message in client.messages:
-                    inbox.put_nowait(message)
+                tg.create_task(self._ingest(client, receiver))
+                async for message in client.messages:  # status and telemetry
+                    await self._presence(client, str(message.topic), bytes(message.payload))
+                    ack_message(client, message)
         except asyncio.CancelledError:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await asyncio.wait_for(
@@ -125,47 +140,49 @@ class HubLink:
                 )
             raise
 
-    async def _process(self, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message]) -> None:
+    async def _ingest(self, client: aiomqtt.Client, receiver: EventReceiver) -> None:
+        """Commit events in batches of what has arrived meanwhile, then PUBACK each one."""
+        limit, arrived = self.config.sync.batch_max, receiver.arrived
         while True:
-            batch = [await inbox.get()]
-            while len(batch) < self.config.sync.batch_max and not inbox.empty():
-                batch.append(inbox.get_nowait())
-            events: list[tuple[str, str, bytes]] = []
-            for message in batch:
-                topic, payload = str(message.topic), bytes(message.payload)
-                try:
-                    parsed = topics.parse_edge_topic(topic)
-                except ContractError as exc:
-                    await self._quarantine(topic, None, "unknown", str(exc), payload)
-                    continue
-                self.messages.labels(parsed.channel.value).inc()
-                if parsed.channel is EdgeChannel.EVENTS:
-                    events.append((parsed.node, topic, payload))
-                    continue
-                try:
-                    birth = await self.presence.handle(parsed.node, parsed.channel, payload)
-                    if birth is not None and self.box_config is not None:
-                        command = Command(
-                            node=birth.node,
-                            kind="config",
-                            args=self.box_config(birth.node, birth.township),
-                        )
-                        await client.publish(
-                            topics.edge_cmd(birth.node), command.to_payload(), qos=1
-                        )
-                except ContractError as exc:
-                    await self._quarantine(
-                        topic, parsed.node, parsed.channel.value, str(exc), payload
-                    )
-            if events:
-                await self._commit_events(client, events)
-            for message in batch:  # every message is committed (or quarantined): PUBACK now
-                ack_message(client, message)
+            await receiver.wait()
+            while arrived:
+                batch = [arrived.popleft() for _ in range(min(limit, len(arrived)))]
+                events: list[tuple[str, str, bytes]] = []
+                for item in batch:
+                    topic, payload = item.message.topic, bytes(item.message.payload)
+                    try:
+                        node = topics.parse_edge_topic(topic).node
+                    except ContractError as exc:
+                        await self._quarantine(topic, None, "unknown", str(exc), payload)
+                        continue
+                    events.append((node, topic, payload))
+                self.messages.labels(EdgeChannel.EVENTS.value).inc(len(events))
+                if events:
+                    await self._commit_events(client, events)
+                receiver.ack(batch)  # every message is committed (or quarantined)
+
+    async def _presence(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+        try:
+            parsed = topics.parse_edge_topic(topic)
+        except ContractError as exc:
+            await self._quarantine(topic, None, "unknown", str(exc), payload)
+            return
+        self.messages.labels(parsed.channel.value).inc()
+        try:
+            birth = await self.presence.handle(parsed.node, parsed.channel, payload)
+        except ContractError as exc:
+            await self._quarantine(topic, parsed.node, parsed.channel.value, str(exc), payload)
+            return
+        if birth is not None and self.box_config is not None:
+            command = Command(
+                node=birth.node, kind="config", args=self.box_config(birth.node, birth.township)
+            )
+            await client.publish(topics.edge_cmd(birth.node), command.to_payload(), qos=1)
 
     async def _commit_events(
         self, client: aiomqtt.Client, events: list[tuple[str, str, bytes]]
     ) -> None:
-        result: BatchResult = await self.store.ingest_events(self.vault, events)
+        result: Batch = await self.writer.write(events)
         self.batch_sizes.observe(len(events))
         for outcome in result.outcomes:
             self.events.labels(outcome.value).inc()

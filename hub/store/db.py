@@ -15,9 +15,9 @@ from contracts.presence import Birth, Death
 from contracts.telemetry import Telemetry
 from hub.errors import UserExists
 from hub.pii import PiiVault
-from hub.store.events import BatchResult, ingest, overdue_gaps, payloads
+from hub.store.events import overdue_gaps, payloads
 from hub.store.migrations import migrations
-from runtime.sqlite import Store
+from runtime.sqlite import Store, transaction
 
 EdgeRow = dict[str, Any]
 
@@ -69,7 +69,7 @@ class HubStore(Store):
 
         def write(db: Database) -> EdgeRow:
             ts = now_iso()
-            with db.atomic():
+            with transaction(db):
                 db.execute(
                     """INSERT INTO edges (node, township, version, online, bd_seq, kiosk_port,
                            first_seen_at, last_birth_at, last_seen_at, offline_at)
@@ -99,7 +99,7 @@ class HubStore(Store):
         """Mark the box offline if ``death.bd_seq`` is its current one; else ignore (stale)."""
 
         def write(db: Database) -> EdgeRow | None:
-            with db.atomic():
+            with transaction(db):
                 cur = db.execute(
                     "UPDATE edges SET online=0, offline_at=? "
                     "WHERE node=? AND bd_seq=? AND online=1",
@@ -116,7 +116,7 @@ class HubStore(Store):
 
         def write(db: Database) -> EdgeRow | None:
             ts = now_iso()
-            with db.atomic():
+            with transaction(db):
                 cur = db.execute(
                     "UPDATE edges SET telemetry=?, telemetry_at=?, last_seen_at=? WHERE node=?",
                     [report.model_dump_json(), ts, ts, report.node],
@@ -159,7 +159,7 @@ class HubStore(Store):
         replace: bool = False,
     ) -> None:
         def write(db: Database) -> None:
-            with db.atomic():
+            with transaction(db):
                 exists = bool(list(db.query("SELECT 1 FROM users WHERE username=?", [username])))
                 if exists and not replace:
                     raise UserExists(f"user {username!r} already exists")
@@ -204,7 +204,7 @@ class HubStore(Store):
         **detail: Any,
     ) -> None:
         def write(db: Database) -> None:
-            with db.atomic():
+            with transaction(db):
                 db.table("audit").insert(
                     {
                         "ts": now_iso(),
@@ -220,37 +220,12 @@ class HubStore(Store):
 
     # -- box events -----------------------------------------------------------------------
 
-    async def ingest_events(
-        self, vault: PiiVault, events: list[tuple[str, str, bytes]]
-    ) -> BatchResult:
-        """Apply a batch of (node, topic, payload) events and quarantine the rejects, all in
-        one transaction: when this returns, everything it reports is on disk."""
-
-        def write(db: Database) -> BatchResult:
-            result = BatchResult()
-            with db.atomic():
-                for node, topic, payload in events:
-                    result.outcomes.append(ingest(db, vault, node, topic, payload, result))
-                for topic, node, reason, payload in result.quarantine:
-                    db.table("quarantine").insert(
-                        {
-                            "received_at": now_iso(),
-                            "topic": topic,
-                            "node": node,
-                            "reason": reason,
-                            "payload": payload,
-                        }
-                    )
-            return result
-
-        return await self.run(write)
-
     async def overdue_gaps(self, wait: dt.timedelta) -> list[tuple[str, int]]:
         """Streams stuck on a gap for longer than ``wait``; restarts their clocks."""
 
         def write(db: Database) -> list[tuple[str, int]]:
             now = dt.datetime.now(dt.UTC)
-            with db.atomic():
+            with transaction(db):
                 due = overdue_gaps(db, now - wait)
                 for node, _ in due:
                     db.execute(
@@ -287,7 +262,7 @@ class HubStore(Store):
         """Keep a message that could not be accepted, with the reason; returns its id."""
 
         def write(db: Database) -> int:
-            with db.atomic():
+            with transaction(db):
                 table = db.table("quarantine")
                 table.insert(
                     {
@@ -310,5 +285,20 @@ class HubStore(Store):
                 [limit],
             )
             return list(rows)
+
+        return await self.run(read)
+
+    # -- case photos ----------------------------------------------------------------------
+
+    async def photo_cases(self, sha256: str) -> list[tuple[str, str]]:
+        """``(case_no, township)`` of every case with blob ``sha256`` among its photos."""
+
+        def read(db: Database) -> list[tuple[str, str]]:
+            rows = db.execute(
+                "SELECT c.case_no, c.township FROM case_photos p "
+                "JOIN cases c ON c.case_no = p.case_no WHERE p.sha256 = ? ORDER BY c.case_no",
+                [sha256],
+            )
+            return [(str(case_no), str(township)) for case_no, township in rows]
 
         return await self.run(read)

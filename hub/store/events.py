@@ -4,23 +4,27 @@ Per box the hub keeps a stream head ``(head_seq, head_hash)``. An event is appli
 the next one (``seq == head_seq + 1``) and links to the head with a correct hash. A repeat is a
 no-op; an early event (a gap before it) is held until the gap fills; a broken link or a bad body
 flags the box and holds its stream at the break, never skipping past it.
+
+A batch reads each box's head once, keeps it in memory while it applies that box's events, and
+writes it back once (``Batch.flush``), all inside the caller's transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlite_utils import Database
 
-from contracts.chain import GENESIS, record_hash
+from contracts.chain import GENESIS, hash_matches, load_json
 from contracts.errors import ContractError
 from contracts.events import EventEnvelope
 from contracts.wire import decode
 from hub.pii import PiiVault
 from hub.store.projection import ProjectionError, project
+from runtime.sqlite import insert_row, transaction
 
 
 class Outcome(StrEnum):
@@ -30,59 +34,105 @@ class Outcome(StrEnum):
     QUARANTINED = "quarantined"
 
 
-@dataclass
-class BatchResult:
-    """What one batch did: outcomes, the heads to ack, and what to quarantine."""
+@dataclass(slots=True)
+class Head:
+    """One box's stream head as the batch sees it."""
 
-    outcomes: list[Outcome] = field(default_factory=list)
-    heads: dict[str, int] = field(default_factory=dict)
-    quarantine: list[tuple[str, str, str, bytes]] = field(default_factory=list)
-    flagged: set[str] = field(default_factory=set)
-    gapped: set[str] = field(default_factory=set)
-    """Boxes with events held behind a gap (checked after each applied event)."""
+    seq: int
+    hash: str
+    chain_ok: bool
+    gapped: bool
+    """Events wait behind a gap (checked after each applied event)."""
+    moved: bool = False
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+@dataclass
+class Batch:
+    """What one batch did: outcomes, the heads to ack, and what to quarantine."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    heads: dict[str, int] = field(default_factory=dict)
+    quarantine: list[tuple[str, str, str, bytes]] = field(default_factory=list)
+    flagged: set[str] = field(default_factory=set)
+    now: str = field(default_factory=_now)
+    streams: dict[str, Head] = field(default_factory=dict)
+
+    def head(self, db: Database, node: str) -> Head:
+        head = self.streams.get(node)
+        if head is None:
+            head = self.streams[node] = stream_head(db.conn, node)
+        return head
+
+    def flush(self, db: Database) -> None:
+        """Write the heads that moved back to ``streams``."""
+        db.conn.executemany(
+            "UPDATE streams SET head_seq = ?, head_hash = ?, last_event_at = ? WHERE node = ?",
+            [(h.seq, h.hash, self.now, node) for node, h in self.streams.items() if h.moved],
+        )
+
+
 def _aad(node: str, seq: int) -> bytes:
     return f"event:{node}:{seq}".encode()
 
 
-def stream_head(
-    db: Database, node: str, result: BatchResult | None = None
-) -> tuple[int, str, bool]:
-    row = db.execute(
+def stream_head(conn: sqlite3.Connection, node: str) -> Head:
+    row = conn.execute(
         "SELECT head_seq, head_hash, chain_ok, gap_since FROM streams WHERE node = ?", [node]
     ).fetchone()
-    if row is not None and row[3] is not None and result is not None:
-        result.gapped.add(node)
     if row is None:
-        db.execute(
+        conn.execute(
             "INSERT INTO streams (node, head_seq, head_hash, chain_ok, resyncs) "
             "VALUES (?, 0, ?, 1, 0)",
             [node, GENESIS],
         )
-        return 0, GENESIS, True
-    return int(row[0]), str(row[1]), bool(row[2])
+        return Head(0, GENESIS, chain_ok=True, gapped=False)
+    return Head(int(row[0]), str(row[1]), chain_ok=bool(row[2]), gapped=row[3] is not None)
 
 
 def ingest(
-    db: Database, vault: PiiVault, node: str, topic: str, payload: bytes, result: BatchResult
+    db: Database, vault: PiiVault, node: str, topic: str, payload: bytes, batch: Batch
 ) -> Outcome:
-    """Take one event payload from ``node``'s events topic; call inside ``db.atomic()``."""
+    """Take one event payload from ``node``'s events topic; call inside ``db.atomic()`` and
+    ``batch.flush(db)`` before the transaction ends."""
     try:
         event = decode(EventEnvelope, payload)
         if event.node != node:
             raise ContractError(f"payload names node {event.node!r} but came on {node!r}'s topic")
     except ContractError as exc:
-        result.quarantine.append((topic, node, str(exc), payload))
+        batch.quarantine.append((topic, node, str(exc), payload))
         return Outcome.QUARANTINED
-    outcome = _apply(db, vault, event, payload, topic, result)
-    if outcome is Outcome.APPLIED and node in result.gapped:
-        _drain_held(db, vault, node, topic, result)
+    outcome = _apply(db, vault, event, payload, topic, batch)
+    if outcome is Outcome.APPLIED and batch.head(db, node).gapped:
+        _drain_held(db, vault, node, topic, batch)
     return outcome
+
+
+def ingest_batch(db: Database, vault: PiiVault, events: list[tuple[str, str, bytes]]) -> Batch:
+    """Apply (node, topic, payload) events and quarantine the rejects, all in one transaction:
+    when this returns, everything it reports is on disk."""
+    batch = Batch()
+    with transaction(db):
+        for node, topic, payload in events:
+            batch.outcomes.append(ingest(db, vault, node, topic, payload, batch))
+        batch.flush(db)
+        for topic, node, reason, payload in batch.quarantine:
+            insert_row(
+                db,
+                "quarantine",
+                {
+                    "received_at": batch.now,
+                    "topic": topic,
+                    "node": node,
+                    "reason": reason,
+                    "payload": payload,
+                },
+            )
+    batch.streams.clear()  # the caller needs the outcomes, not the cache
+    return batch
 
 
 def _apply(
@@ -91,18 +141,18 @@ def _apply(
     event: EventEnvelope,
     payload: bytes,
     topic: str,
-    result: BatchResult,
+    batch: Batch,
 ) -> Outcome:
-    node, seq = event.node, event.seq
-    head_seq, head_hash, chain_ok = stream_head(db, node, result)
-    if seq <= head_seq:
-        row = db.execute(
+    node, seq, conn = event.node, event.seq, db.conn
+    head = batch.head(db, node)
+    if seq <= head.seq:
+        row = conn.execute(
             "SELECT hash FROM events WHERE node = ? AND seq = ?", [node, seq]
         ).fetchone()
         if row is not None and row[0] == event.hash:
-            result.heads[node] = head_seq  # re-ack: the box may have missed the last ack
+            batch.heads[node] = head.seq  # re-ack: the box may have missed the last ack
             return Outcome.DUPLICATE
-        result.quarantine.append(
+        batch.quarantine.append(
             (
                 topic,
                 node,
@@ -112,34 +162,38 @@ def _apply(
             )
         )
         return Outcome.QUARANTINED
-    if seq > head_seq + 1 or not chain_ok:
-        db.execute(
+    if seq > head.seq + 1 or not head.chain_ok:
+        conn.execute(
             "INSERT OR REPLACE INTO held (node, seq, payload_enc, received_at) VALUES (?,?,?,?)",
-            [node, seq, vault.encrypt(payload, _aad(node, seq)), _now()],
+            [node, seq, vault.encrypt(payload, _aad(node, seq)), batch.now],
         )
-        db.execute(
-            "UPDATE streams SET gap_since = coalesce(gap_since, ?) WHERE node = ?", [_now(), node]
-        )
+        if not head.gapped:
+            conn.execute(
+                "UPDATE streams SET gap_since = coalesce(gap_since, ?) WHERE node = ?",
+                [batch.now, node],
+            )
+            head.gapped = True
         return Outcome.HELD
     reason = None
-    if event.prev_hash != head_hash:
-        reason = f"chain break at seq {seq}: prev_hash {event.prev_hash} != head {head_hash}"
-    elif record_hash(json.loads(payload)) != event.hash:  # over exactly what was sent
+    if event.prev_hash != head.hash:
+        reason = f"chain break at seq {seq}: prev_hash {event.prev_hash} != head {head.hash}"
+    elif not hash_matches(load_json(payload), event.hash):  # over exactly what was sent
         reason = f"chain break at seq {seq}: hash {event.hash} does not match the event"
     else:
         try:
-            project(db, vault, event)
+            project(db, vault, event, batch.now)
         except ProjectionError as exc:
             reason = f"event seq {seq} ({event.type}) cannot be applied: {exc}"
     if reason is not None:
-        db.execute(
+        conn.execute(
             "UPDATE streams SET chain_ok = 0, break_seq = ?, break_reason = ? WHERE node = ?",
             [seq, reason, node],
         )
-        result.quarantine.append((topic, node, reason, payload))
-        result.flagged.add(node)
+        head.chain_ok = False
+        batch.quarantine.append((topic, node, reason, payload))
+        batch.flagged.add(node)
         return Outcome.QUARANTINED
-    db.execute(
+    conn.execute(
         "INSERT INTO events (node, seq, type, ts, hash, prev_hash, payload_enc, received_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -150,34 +204,31 @@ def _apply(
             event.hash,
             event.prev_hash,
             vault.encrypt(payload, _aad(node, seq)),
-            _now(),
+            batch.now,
         ],
     )
-    db.execute(
-        "UPDATE streams SET head_seq = ?, head_hash = ?, last_event_at = ? WHERE node = ?",
-        [seq, event.hash, _now(), node],
-    )
-    result.heads[node] = seq
+    head.seq, head.hash, head.moved = seq, event.hash, True
+    batch.heads[node] = seq
     return Outcome.APPLIED
 
 
-def _drain_held(db: Database, vault: PiiVault, node: str, topic: str, result: BatchResult) -> None:
+def _drain_held(db: Database, vault: PiiVault, node: str, topic: str, batch: Batch) -> None:
     """Apply held events that have become next in line."""
+    conn, head = db.conn, batch.head(db, node)
     while True:
-        head_seq = stream_head(db, node)[0]
-        row = db.execute(
-            "SELECT payload_enc FROM held WHERE node = ? AND seq = ?", [node, head_seq + 1]
+        row = conn.execute(
+            "SELECT payload_enc FROM held WHERE node = ? AND seq = ?", [node, head.seq + 1]
         ).fetchone()
         if row is None:
-            left = db.execute("SELECT count(*) FROM held WHERE node = ?", [node]).fetchone()[0]
+            left = conn.execute("SELECT count(*) FROM held WHERE node = ?", [node]).fetchone()[0]
             if not left:
-                db.execute("UPDATE streams SET gap_since = NULL WHERE node = ?", [node])
-                result.gapped.discard(node)
+                conn.execute("UPDATE streams SET gap_since = NULL WHERE node = ?", [node])
+                head.gapped = False
             return
-        db.execute("DELETE FROM held WHERE node = ? AND seq = ?", [node, head_seq + 1])
-        payload = vault.decrypt(row[0], _aad(node, head_seq + 1))
+        conn.execute("DELETE FROM held WHERE node = ? AND seq = ?", [node, head.seq + 1])
+        payload = vault.decrypt(row[0], _aad(node, head.seq + 1))
         event = decode(EventEnvelope, payload)
-        if _apply(db, vault, event, payload, topic, result) is not Outcome.APPLIED:
+        if _apply(db, vault, event, payload, topic, batch) is not Outcome.APPLIED:
             return
 
 

@@ -136,3 +136,10 @@ def _events_cases(db: Database) -> None:
         pk="id",
     )
     db.table("case_timeline").create_index(["case_no"])
+
+
+@migrations(name="0005_lookup_indexes")
+def _lookup_indexes(db: Database) -> None:
+    """Photo reads look up the cases of a blob; the box page lists one box's cases."""
+    db.table("case_photos").create_index(["sha256"])
+    db.table("cases").create_index(["node", "registered_at"])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
+import sqlite3
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -35,67 +35,64 @@ def _body(model: type[M], event: EventEnvelope) -> M:
         raise ProjectionError(f"body.{where}: {first['msg']}") from None
 
 
-def timeline(db: Database, case_no: str, kind: str, actor: str, **detail: object) -> None:
-    insert_row(
-        db,
-        "case_timeline",
-        {
-            "case_no": case_no,
-            "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-            "kind": kind,
-            "actor": actor,
-            "detail": json.dumps(detail, ensure_ascii=False),
-        },
+def timeline(db: Database, now: str, case_no: str, kind: str, actor: str, **detail: object) -> None:
+    db.conn.execute(
+        "INSERT INTO case_timeline (case_no, ts, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
+        [case_no, now, kind, actor, json.dumps(detail, ensure_ascii=False)],
     )
 
 
-def project(db: Database, vault: PiiVault, event: EventEnvelope) -> None:
+def project(db: Database, vault: PiiVault, event: EventEnvelope, now: str) -> None:
+    """Apply ``event`` to the case tables; ``now`` is the batch's receive time."""
     if event.type == CASE_REGISTERED:
-        _registered(db, vault, event)
+        _registered(db, vault, event, now)
     elif event.type == PHOTO_ADDED:
         body = _body(PhotoAdded, event)
         if db.execute("SELECT 1 FROM cases WHERE case_no = ?", [body.case_no]).fetchone() is None:
             raise ProjectionError(f"photo for unknown case {body.case_no!r}")
         _add_photo(db, body.case_no, body.photo.sha256, body.photo.size, body.photo.mime)
-        timeline(db, body.case_no, "photo_added", event.node, sha256=body.photo.sha256)
+        timeline(db, now, body.case_no, "photo_added", event.node, sha256=body.photo.sha256)
     # Other types are kept in the events table; later versions of the hub project them.
 
 
-def _registered(db: Database, vault: PiiVault, event: EventEnvelope) -> None:
+def _registered(db: Database, vault: PiiVault, event: EventEnvelope, now: str) -> None:
     body = _body(CaseRegistered, event)
-    if db.execute("SELECT 1 FROM cases WHERE case_no = ?", [body.case_no]).fetchone():
-        raise ProjectionError(f"case {body.case_no!r} already exists")
     form = body.form
     id_enc, id_hmac, id_masked = vault.seal_id(form.id_number)
-    insert_row(
-        db,
-        "cases",
-        {
-            "case_no": body.case_no,
-            "node": event.node,
-            "township": body.township,
-            "registered_at": body.registered_at.isoformat(),
-            "name": form.name,
-            "id_enc": id_enc,
-            "id_hmac": id_hmac,
-            "id_masked": id_masked,
-            "phone": form.phone,
-            "address": form.address,
-            "category": form.category.value,
-            "concerned_unit": form.concerned_unit,
-            "content": form.content,
-            "query_code_hash": query_code_hash(body.case_no, body.query_code),
-            "state": "registered",
-            "photos_total": 0,
-            "photos_verified": 0,
-            "complete": int(not body.photos),
-            "seq": event.seq,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-        },
-    )
+    row = {
+        "case_no": body.case_no,
+        "node": event.node,
+        "township": body.township,
+        "registered_at": body.registered_at.isoformat(),
+        "name": form.name,
+        "id_enc": id_enc,
+        "id_hmac": id_hmac,
+        "id_masked": id_masked,
+        "phone": form.phone,
+        "address": form.address,
+        "category": form.category.value,
+        "concerned_unit": form.concerned_unit,
+        "content": form.content,
+        "query_code_hash": query_code_hash(body.case_no, body.query_code),
+        "state": "registered",
+        "photos_total": 0,
+        "photos_verified": 0,
+        "complete": int(not body.photos),
+        "seq": event.seq,
+        "created_at": now,
+    }
+    try:
+        insert_row(db, "cases", row)
+    except sqlite3.IntegrityError as exc:  # only this statement is undone; the batch goes on
+        unique = "UNIQUE" in str(exc)
+        raise ProjectionError(
+            f"case {body.case_no!r} already exists" if unique else f"case {body.case_no!r}: {exc}"
+        ) from None
     for photo in body.photos:
         _add_photo(db, body.case_no, photo.sha256, photo.size, photo.mime)
-    timeline(db, body.case_no, "registered", event.node, seq=event.seq, photos=len(body.photos))
+    timeline(
+        db, now, body.case_no, "registered", event.node, seq=event.seq, photos=len(body.photos)
+    )
 
 
 def _add_photo(db: Database, case_no: str, sha256: str, size: int, mime: str) -> None:

@@ -361,6 +361,68 @@ async def test_server_errors_are_retried_then_given_up(
     assert not await hub.store.is_complete(sha)
 
 
+@dataclass
+class Reads:
+    """A ``ReadAccess``: box-1's token reads the blobs in ``allowed``; it notes every call."""
+
+    allowed: set[str] = field(default_factory=set)
+    admitted: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+
+    def authorize(self, request: web.Request) -> str | None:
+        reader = authorize(request)
+        return reader if reader == "box-1" else None
+
+    async def admit(self, request: web.Request, sha256: str) -> web.Response | None:
+        self.admitted.append(sha256)
+        return None if sha256 in self.allowed else web.json_response({"error": "no"}, status=404)
+
+    async def served(self, request: web.Request, sha256: str) -> None:
+        self.sent.append(sha256)
+
+
+async def test_read_access_decides_downloads_only(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Uploads and their status follow ``authorize``; a download needs ``read_access``'s
+    reader, then its ``admit`` (before the store is looked at), and is ``served`` once sent."""
+    reads, store = Reads(), BlobStore(tmp_path / "hub", max_bytes=MAX_BYTES)
+    app = web.Application()
+    app.add_routes(blob_routes(store, authorize, read_access=reads))
+    rng = random.Random(7)
+    async with serve(app, "127.0.0.1", 0) as port:
+        hub = Hub(f"http://127.0.0.1:{port}", store)
+        shas = []
+        for name in ("mine.jpg", "theirs.jpg"):
+            path, sha = blob_file(tmp_path, name, rng.randbytes(1000))
+            await upload_blob(session, hub.url, path, sha, "token-box-2", rate_bps=None)
+            shas.append(sha)
+        mine, theirs = shas
+        partial = hashlib.sha256(b"not all here").hexdigest()
+        async with session.post(hub.blob_url(partial), headers=AUTH | {UPLOAD_LENGTH: "12"}):
+            pass
+        reads.allowed = {mine, partial}
+        box2 = {"Authorization": "Bearer token-box-2"}
+        async with session.head(hub.blob_url(mine), headers=box2) as resp:
+            assert resp.status == 200 and resp.headers[BLOB_COMPLETE] == "true"
+        async with session.get(hub.blob_url(mine), headers=box2) as resp:
+            assert resp.status == 401
+        assert reads.admitted == []
+
+        async with session.get(hub.blob_url(mine), headers=AUTH) as resp:
+            assert resp.status == 200
+            assert hashlib.sha256(await resp.read()).hexdigest() == mine
+            assert resp.headers["Cache-Control"] == "private, no-store"
+        async with session.get(hub.blob_url(theirs), headers=AUTH) as resp:
+            assert resp.status == 404 and await resp.json() == {"error": "no"}
+        async with session.get(hub.blob_url(partial), headers=AUTH) as resp:
+            assert resp.status == 404 and "not complete" in (await resp.json())["error"]
+        async with session.get(hub.blob_url("ab" * 31), headers=AUTH) as resp:
+            assert resp.status == 400
+    assert reads.admitted == [mine, theirs, partial]
+    assert reads.sent == [mine]
+
+
 def test_protocol_helpers() -> None:
     sha = hashlib.sha256(b"x").hexdigest()
     assert is_sha256(sha) and blob_path(sha) == f"/api/v1/blobs/{sha}"

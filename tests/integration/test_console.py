@@ -123,13 +123,17 @@ def test_case_list_and_case_page(
     expect(page.locator('#timeline [data-kind="registered"]')).to_contain_text("登记")
     image = page.locator("#photos img")
     expect(image).to_be_visible()
+    page.wait_for_function("document.querySelector('#photos img').complete")
     assert page.evaluate("document.querySelector('#photos img').naturalWidth") == 640
     page.click("#reveal")
     expect(page.locator('[data-field="id"]')).to_have_text(id_number(5))
     page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
     with sqlite3.connect(hub.dir / "state" / "hub.db") as db:
-        reads = db.execute("SELECT actor, target FROM audit WHERE action = 'pii.read'").fetchall()
-    assert reads == [("admin", case_no)]
+        reads = db.execute(
+            "SELECT actor, target, json_extract(detail, '$.field') FROM audit "
+            "WHERE action = 'pii.read' ORDER BY id"
+        ).fetchall()
+    assert reads == [("admin", case_no, "photo"), ("admin", case_no, "id_number")]
     page.close()
 
 

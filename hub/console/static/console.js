@@ -58,7 +58,8 @@ function tile(e) {
   return el("div", { class: "tile", "data-node": e.node, "data-online": String(e.online),
                      "data-chain-ok": String(sync.chain_ok !== false) },
     el("div", { class: "name" }, el("span", { class: "light " + (e.online ? "green" : "red") }),
-       e.node, el("span", { class: "state" }, e.online ? t("online") : t("offline"))),
+       el("a", { href: `/edges/${encodeURIComponent(e.node)}` }, e.node),
+       el("span", { class: "state" }, e.online ? t("online") : t("offline"))),
     dl);
 }
 
@@ -96,41 +97,29 @@ function render() {
 
 function showLive(on) {
   live = on;
-  const badge = document.getElementById("live");
-  badge.className = on ? "live" : "live off";
-  badge.textContent = t(on ? "live" : "connecting");
+  XFV.showLive(on, t);
 }
 
 function connect() {
-  const source = new EventSource("/api/v1/edges/stream");
-  source.addEventListener("open", () => showLive(true));
-  source.addEventListener("snapshot", (ev) => {
-    edges.clear();
-    for (const e of JSON.parse(ev.data).edges) edges.set(e.node, e);
-    render();
+  XFV.edgeStream({
+    snapshot(list) {
+      edges.clear();
+      for (const e of list) edges.set(e.node, e);
+      render();
+    },
+    edge(e) {
+      edges.set(e.node, e);
+      render();
+    },
+    live: showLive,
   });
-  source.addEventListener("edge", (ev) => {
-    const e = JSON.parse(ev.data);
-    edges.set(e.node, e);
-    render();
-  });
-  source.addEventListener("error", () => {
-    showLive(false);
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
-  });
-}
-
-async function whoami() {
-  const me = await XFV.json("/api/v1/me");
-  document.getElementById("who").textContent =
-    `${me.username} · ${XFV.lang === "en" ? me.role : me.role_name} · ${me.jurisdiction_name}`;
 }
 
 XFV.setup(TEXT, () => {
   document.title = t("title");
   showLive(live);
   render();
-  whoami();
+  XFV.whoami().catch(console.warn);
 });
 connect();
 setInterval(render, 10000);  // keep "seconds ago" fresh

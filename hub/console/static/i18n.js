@@ -25,6 +25,61 @@ const XFV = {
     if (!r.ok) throw new Error(body.error || r.status);
     return body;
   },
+  // "12 秒前" / "12 s ago" since an ISO time; "–" without one.
+  ago(iso) {
+    if (!iso) return "–";
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    const [sec, min, hr, day] = XFV.lang === "en"
+      ? [" s ago", " min ago", " h ago", " d ago"] : [" 秒前", " 分钟前", " 小时前", " 天前"];
+    if (s < 60) return Math.round(s) + sec;
+    if (s < 3600) return Math.round(s / 60) + min;
+    if (s < 86400) return Math.round(s / 3600) + hr;
+    return Math.round(s / 86400) + day;
+  },
+  // A length of time in its two largest units: "3 天 4 小时" / "3 d 4 h".
+  duration(seconds) {
+    if (seconds == null) return "–";
+    const units = XFV.lang === "en"
+      ? [[86400, " d"], [3600, " h"], [60, " min"], [1, " s"]]
+      : [[86400, " 天"], [3600, " 小时"], [60, " 分钟"], [1, " 秒"]];
+    let rest = Math.floor(seconds);
+    const parts = [];
+    for (const [size, unit] of units) {
+      if (rest >= size || (size === 1 && !parts.length)) {
+        parts.push(Math.floor(rest / size) + unit);
+        rest %= size;
+      }
+      if (parts.length === 2) break;
+    }
+    return parts.join(" ");
+  },
+  // The "live" badge: green while the box stream is open.
+  showLive(on, text) {
+    const badge = document.getElementById("live");
+    badge.className = on ? "live" : "live off";
+    badge.textContent = text(on ? "live" : "connecting");
+  },
+  // Follow the hub's box stream (SSE): `snapshot(edges)` first, then `edge(e)` per change;
+  // `live(on)` as the stream opens and drops. Reconnects by itself.
+  edgeStream({ snapshot, edge, live }) {
+    const source = new EventSource("/api/v1/edges/stream");
+    source.addEventListener("open", () => live(true));
+    source.addEventListener("snapshot", (ev) => snapshot(JSON.parse(ev.data).edges));
+    source.addEventListener("edge", (ev) => edge(JSON.parse(ev.data)));
+    source.addEventListener("error", () => {
+      live(false);
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(() => XFV.edgeStream({ snapshot, edge, live }), 3000);
+      }
+    });
+  },
+  // The signed-in user, shown in the header element `id`.
+  async whoami(id = "who") {
+    const me = await XFV.json("/api/v1/me");
+    document.getElementById(id).textContent =
+      `${me.username} · ${XFV.lang === "en" ? me.role : me.role_name} · ${me.jurisdiction_name}`;
+    return me;
+  },
   setup(text, render) {
     const apply = () => {
       document.documentElement.lang = XFV.lang === "zh" ? "zh-CN" : "en";

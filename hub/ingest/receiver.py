@@ -1,0 +1,140 @@
+"""Box events on an MQTT connection of their own, read by paho's network thread.
+
+Events are the hub's bulk traffic: thousands a second when boxes come back after a day offline.
+Read through aiomqtt on the event loop, each message costs a loop iteration, a ``Message``
+copy and a queue hand-off, about twice what paho's own threaded loop spends; here paho's thread
+only appends each message to a deque and wakes the loop once per burst. The hub's state, box
+presence, acks and commands stay on the main (aiomqtt) connection.
+
+The session is persistent (``clean_session=False``) and PUBACKs are manual: the broker keeps
+every event the hub has not committed and redelivers it after a reconnect. Each message is
+tagged with the connection it came on; a PUBACK for a message of an earlier connection is not
+sent (its packet id means nothing on the new one; the broker has redelivered it anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Self
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from runtime.config import MqttConfig, read_secret
+from runtime.mqtt import BrokerAddress, tls_context
+from runtime.resource import AsyncResource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    connection: int
+    message: paho.MQTTMessage
+
+
+class EventReceiver(AsyncResource):
+    """Subscribe ``topic_filter`` (QoS 1) and collect what arrives in ``arrived``.
+
+    Failing to connect raises ``aiomqtt.MqttError``, like the main connection, so the hub's
+    connection loop retries both with its backoff.
+
+    ``await wait()`` returns when something has arrived; ``ack(received)`` sends the PUBACKs
+    once the events are committed.
+    """
+
+    def __init__(
+        self, config: MqttConfig, broker: BrokerAddress, client_id: str, topic_filter: str
+    ) -> None:
+        self.config, self.broker, self.topic_filter = config, broker, topic_filter
+        self.arrived: deque[Received] = deque()
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._signalled = False
+        self._connection = 0
+        self._subscribed = threading.Event()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+        )
+        self._client.manual_ack_set(True)
+        self._client.max_inflight_messages_set(1000)
+        self._client.reconnect_delay_set(
+            max(1, round(config.reconnect_min)), max(1, round(config.reconnect_max))
+        )
+        if config.username:
+            password = read_secret(config.password_file) if config.password_file else None
+            self._client.username_pw_set(config.username, password)
+        context = tls_context(config)
+        if context is not None:
+            self._client.tls_set_context(context)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._started = False
+
+    async def open(self) -> Self:
+        if self._started:
+            return self
+        self._started = True
+        try:
+            await asyncio.to_thread(
+                self._client.connect, self.broker.host, self.broker.port, self.config.keepalive
+            )
+        except OSError as exc:
+            raise aiomqtt.MqttError(f"events connection to {self.broker} failed: {exc}") from exc
+        self._client.loop_start()
+        if not await asyncio.to_thread(self._subscribed.wait, 10):
+            await self.close()
+            raise aiomqtt.MqttError(f"events connection to {self.broker}: not subscribed in 10 s")
+        return self
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await asyncio.to_thread(self._stop)
+
+    def _stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    async def wait(self) -> None:
+        await self._wake.wait()
+        self._wake.clear()
+        self._signalled = False
+
+    def ack(self, batch: list[Received]) -> None:
+        for item in batch:
+            if item.connection == self._connection:
+                self._client.ack(item.message.mid, item.message.qos)
+
+    # -- paho's thread ----------------------------------------------------------------
+
+    def _on_connect(
+        self, client: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("events connection to %s refused: %s", self.broker, reason)
+            return
+        self._connection += 1
+        client.subscribe(self.topic_filter, qos=1)
+
+    def _on_subscribe(
+        self, _c: paho.Client, _u: Any, _m: int, codes: list[ReasonCode], _p: Any
+    ) -> None:
+        if any(code.is_failure for code in codes):
+            log.error("events subscription %s refused: %s", self.topic_filter, codes)
+            return
+        self._subscribed.set()
+
+    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        self.arrived.append(Received(self._connection, message))
+        if not self._signalled:
+            self._signalled = True
+            self._loop.call_soon_threadsafe(self._wake.set)
