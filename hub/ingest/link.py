@@ -90,7 +90,10 @@ class HubLink:
         )
 
     def _on_state(self, connected: bool) -> None:
-        self.connected = connected
+        """``connected`` turns true only once the session is subscribed and online (in
+        ``_session``): before that, events a box publishes would find no subscriber."""
+        if not connected:
+            self.connected = False
 
     @property
     def _address(self) -> BrokerAddress:
@@ -127,6 +130,7 @@ class HubLink:
         try:
             async with receiver, asyncio.TaskGroup() as tg:
                 await client.publish(state_topic, self._state("online"), qos=1, retain=True)
+                self.connected = True
                 log.info("%s: online", self.config.hub_id)
                 tg.create_task(self._resync_loop(client))
                 tg.create_task(self._ingest(client, receiver))
