@@ -13,7 +13,7 @@ from contracts.cases import CASE_REGISTERED, CaseRegistered, validate_case_form
 from contracts.chain import GENESIS
 from contracts.events import EventEnvelope
 from contracts.ids import check_character
-from tests.support.broker import Mosquitto, password_of
+from tests.support.broker import BOX_USERS, Mosquitto, password_of
 
 FORM = {
     "name": "张三",
@@ -31,7 +31,10 @@ def id_number(n: int) -> str:
 
 
 def box_no(node: str) -> int:
-    """A stable two-digit box number per node, so simulated boxes never share case numbers."""
+    """A stable two-digit box number per node, distinct for the broker's box users, so
+    simulated boxes never share case numbers."""
+    if node in BOX_USERS:
+        return 10 + BOX_USERS.index(node)
     return int(hashlib.sha256(node.encode()).hexdigest(), 16) % 90 + 10
 
 
