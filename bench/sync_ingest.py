@@ -160,14 +160,12 @@ def queued_box(workdir: Path, node: str, broker: Mosquitto, queued: int) -> XfvP
     return XfvProcess(["edge", "run", "--config", str(config)], workdir / "edge.log")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (the hub and its ingest writer)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU of a process, and of its children (the hub's ingest writer)."""
     proc = psutil.Process(pid)
-    total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
-        times = p.cpu_times()
-        total += times.user + times.system
-    return total
+    main = sum(proc.cpu_times()[:2])
+    children = sum(sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
+    return main, children
 
 
 def ingest_round(
@@ -189,7 +187,14 @@ def ingest_round(
     publish_all([(n, topics.edge_events(n), chains[n]) for n in nodes], broker)
     assert watcher.done.wait(300), f"hub acked {watcher.acked}"
     hub_s = time.monotonic() - start
-    hub_cpu = cpu_seconds(hub_pid) - cpu0
+    cpu1 = cpu_seconds(hub_pid)
+    main_cpu, writer_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    print(
+        f"    hub CPU per event: main process {main_cpu / len(nodes) / per_box * 1e6:.0f} us, "
+        f"writer {writer_cpu / len(nodes) / per_box * 1e6:.0f} us",
+        file=sys.stderr,
+    )
+    hub_cpu = main_cpu + writer_cpu
     watcher.close()
     raw_s, raw_cpu = raw_drain(broker, list(chains.values()))
     total = len(nodes) * per_box
