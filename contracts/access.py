@@ -65,6 +65,11 @@ class Claims(BaseModel):
         except InvalidDivisionCode as exc:
             raise ValueError(str(exc)) from None
 
+    def covers(self, division: object) -> bool:
+        """Whether ``division`` (a township or other division code; anything else, such as a
+        missing township, is not covered) lies in this holder's jurisdiction."""
+        return isinstance(division, str) and division.startswith(self.jur)
+
 
 def bearer_token(header: str | None) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, or ``None``."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from runtime.config import MqttConfig, read_secret
 
@@ -62,6 +64,27 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+def password_of(config: MqttConfig, config_dir: Path | None = None) -> str | None:
+    return read_secret(config.password_file, config_dir) if config.password_file else None
+
+
+def make_threaded_client(config: MqttConfig, client_id: str, *, clean_session: bool) -> paho.Client:
+    """A plain paho client (for ``loop_start()``: its own network thread) with the same
+    credentials, TLS and reconnect delays as ``make_client``'s."""
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+    )
+    if config.username:
+        client.username_pw_set(config.username, password_of(config))
+    context = tls_context(config)
+    if context is not None:
+        client.tls_set_context(context)
+    client.reconnect_delay_set(
+        max(1, round(config.reconnect_min)), max(1, round(config.reconnect_max))
+    )
+    return client
+
+
 def make_client(
     config: MqttConfig,
     broker: BrokerAddress,
@@ -72,13 +95,12 @@ def make_client(
     config_dir: Path | None = None,
 ) -> aiomqtt.Client:
     """Build (not connect) a client for ``broker`` with ``will`` as its retained QoS 1 will."""
-    password = read_secret(config.password_file, config_dir) if config.password_file else None
     return aiomqtt.Client(
         broker.host,
         broker.port,
         identifier=client_id,
         username=config.username,
-        password=password,
+        password=password_of(config, config_dir),
         keepalive=config.keepalive,
         clean_session=clean_session,
         tls_context=tls_context(config),

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from aiohttp import web
 
 from contracts.access import Audience, Claims, Role, bearer_token, mint_token, verify_token
-from contracts.divisions import DivisionCode
 from contracts.errors import InvalidToken
 from hub.api.auth import console_claims
 from hub.api.context import CLAIMS, claims, client_of, ctx, error
@@ -65,7 +64,7 @@ def reader_claims(key: bytes, request: web.Request) -> Claims | None:
 
 class CaseReads:
     """Who may download a blob (``GET /api/v1/blobs/{sha256}``): a user whose jurisdiction
-    holds at least one case with that blob among its photos (``DivisionCode.within``).
+    holds at least one case with that blob among its photos (``Claims.covers``).
 
     Anyone else gets 404 ``no photo <sha256> in your jurisdiction``, the same answer whether
     or not the blob exists or any case uses it, as ``GET /api/v1/cases/{case_no}`` answers 404
@@ -88,7 +87,7 @@ class CaseReads:
     async def admit(self, request: web.Request, sha256: str) -> web.Response | None:
         who, store = claims(request), ctx(request).store
         cases = await store.photo_cases(sha256)
-        mine = [case for case, township in cases if DivisionCode(township).within(who.jur)]
+        mine = [case for case, township in cases if who.covers(township)]
         if mine:
             request[_PHOTO_CASE] = mine[0]
             return None

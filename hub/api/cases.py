@@ -124,7 +124,7 @@ async def get_case(request: web.Request) -> web.Response:
         return rows[0], photos, events
 
     row, photos, timeline = await c.store.run(read)
-    if row is None or not str(row["township"]).startswith(who.jur):
+    if row is None or not who.covers(row["township"]):
         if row is not None:
             await c.store.audit(who.sub, "case.denied", target=case_no, client=client_of(request))
         return error(404, f"no case {case_no!r} in your jurisdiction")

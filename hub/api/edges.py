@@ -94,14 +94,14 @@ async def list_edges(request: web.Request) -> web.Response:
 async def get_edge(request: web.Request) -> web.Response:
     node = request.match_info["node"]
     row = await ctx(request).store.edge(node)
-    if row is None or not row["township"].startswith(claims(request).jur):
+    if row is None or not claims(request).covers(row["township"]):
         return error(404, f"no box {node!r} in your jurisdiction")
     return web.json_response(present(row))
 
 
 async def stream_edges(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``snapshot`` (every box) then ``edge`` (one box changed)."""
-    c, jur = ctx(request), claims(request).jur
+    c, who = ctx(request), claims(request)
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -116,11 +116,11 @@ async def stream_edges(request: web.Request) -> web.StreamResponse:
         await resp.write(f"event: {event}\ndata: {payload}\n\n".encode())
 
     def mine(row: EdgeRow) -> bool:
-        return str(row["township"]).startswith(jur)
+        return who.covers(row["township"])
 
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
         async with c.live.subscribe(mine) as events:
-            rows = await c.store.edges(jur)
+            rows = await c.store.edges(who.jur)
             await send("snapshot", {"edges": [present(r) for r in rows]})
             iterator = aiter(events)
             while True:

@@ -108,7 +108,7 @@ async def edge_page(request: web.Request) -> web.Response:
     who = signed_in(request)
     row = await ctx(request).store.edge(request.match_info["node"])
     page = STATIC.joinpath("edge.html").read_text("utf-8")
-    if row is None or not str(row["township"]).startswith(who.jur):
+    if row is None or not who.covers(row["township"]):
         return html_page(page.replace(EDGE_SHOWN, EDGE_REFUSED, 1), status=404)
     return html_page(page)
 

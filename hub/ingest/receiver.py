@@ -23,11 +23,10 @@ from typing import Any, Self
 
 import aiomqtt
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from runtime.config import MqttConfig, read_secret
-from runtime.mqtt import BrokerAddress, tls_context
+from runtime.config import MqttConfig
+from runtime.mqtt import BrokerAddress, make_threaded_client
 from runtime.resource import AsyncResource
 
 log = logging.getLogger(__name__)
@@ -59,20 +58,9 @@ class EventReceiver(AsyncResource):
         self._signalled = False
         self._connection = 0
         self._subscribed = threading.Event()
-        self._client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
-        )
+        self._client = make_threaded_client(config, client_id, clean_session=False)
         self._client.manual_ack_set(True)
         self._client.max_inflight_messages_set(1000)
-        self._client.reconnect_delay_set(
-            max(1, round(config.reconnect_min)), max(1, round(config.reconnect_max))
-        )
-        if config.username:
-            password = read_secret(config.password_file) if config.password_file else None
-            self._client.username_pw_set(config.username, password)
-        context = tls_context(config)
-        if context is not None:
-            self._client.tls_set_context(context)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

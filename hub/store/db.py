@@ -15,7 +15,7 @@ from contracts.presence import Birth, Death
 from contracts.telemetry import Telemetry
 from hub.errors import UserExists
 from hub.pii import PiiVault
-from hub.store.events import overdue_gaps, payloads
+from hub.store.events import overdue_gaps, payloads, quarantine
 from hub.store.migrations import migrations
 from runtime.sqlite import Store, transaction
 
@@ -263,17 +263,7 @@ class HubStore(Store):
 
         def write(db: Database) -> int:
             with transaction(db):
-                table = db.table("quarantine")
-                table.insert(
-                    {
-                        "received_at": now_iso(),
-                        "topic": topic,
-                        "node": node,
-                        "reason": reason,
-                        "payload": payload,
-                    }
-                )
-                return int(table.last_pk or 0)
+                return quarantine(db, now_iso(), topic, node, reason, payload)
 
         return await self.run(write)
 

@@ -24,7 +24,7 @@ from contracts.events import EventEnvelope
 from contracts.wire import decode
 from hub.pii import PiiVault
 from hub.store.projection import ProjectionError, project
-from runtime.sqlite import insert_row, transaction
+from runtime.sqlite import transaction
 
 
 class Outcome(StrEnum):
@@ -120,19 +120,20 @@ def ingest_batch(db: Database, vault: PiiVault, events: list[tuple[str, str, byt
             batch.outcomes.append(ingest(db, vault, node, topic, payload, batch))
         batch.flush(db)
         for topic, node, reason, payload in batch.quarantine:
-            insert_row(
-                db,
-                "quarantine",
-                {
-                    "received_at": batch.now,
-                    "topic": topic,
-                    "node": node,
-                    "reason": reason,
-                    "payload": payload,
-                },
-            )
+            quarantine(db, batch.now, topic, node, reason, payload)
     batch.streams.clear()  # the caller needs the outcomes, not the cache
     return batch
+
+
+def quarantine(
+    db: Database, now: str, topic: str, node: str | None, reason: str, payload: bytes
+) -> int:
+    """Keep a message that could not be accepted, with the reason; returns its id."""
+    cursor = db.conn.execute(
+        "INSERT INTO quarantine (received_at, topic, node, reason, payload) VALUES (?,?,?,?,?)",
+        [now, topic, node, reason, payload],
+    )
+    return int(cursor.lastrowid or 0)
 
 
 def _apply(

@@ -172,3 +172,21 @@ def test_role_labels() -> None:
         "trainer": "培训讲师",
         "box": "接访终端",
     }
+
+
+@pytest.mark.parametrize(
+    ("jurisdiction", "division", "covered"),
+    [
+        ("510104", "510104021", True),  # a township of the county
+        ("510104", "510104", True),  # the county itself
+        ("510104", "510105021", False),  # another county's township
+        ("510100", "510104021", True),  # the city covers its counties' townships
+        ("51", "510104021", True),
+        ("510104", None, False),  # a box that never told its township
+    ],
+)
+def test_claims_cover_their_jurisdiction_only(
+    jurisdiction: str, division: str | None, covered: bool
+) -> None:
+    claims = verify_token(KEY, mint(jurisdiction=jurisdiction), Audience.API)
+    assert claims.covers(division) is covered

@@ -15,8 +15,14 @@ from hub.api.blobs import box_token
 from runtime.config import local_secret
 from tests.integration.test_presence import online_with
 from tests.support.broker import Mosquitto
-from tests.support.events import FORM, id_number
-from tests.support.procs import Hub, XfvProcess, http_json, start_edge, wait_until
+from tests.support.procs import (
+    Hub,
+    XfvProcess,
+    http_json,
+    register_with_photo,
+    start_edge,
+    wait_until,
+)
 
 TOWNSHIP = "510104021"
 """春熙路街道, in 锦江区 (county 510104)."""
@@ -51,22 +57,7 @@ def test_a_photo_is_read_only_within_the_jurisdiction_of_its_case(
     processes.append(start_edge(tmp_path / "box", "box-h", TOWNSHIP, mosquitto))
     edge = wait_until("box-h online", lambda: online_with(hub, admin, "box-h"))
     kiosk = f"http://127.0.0.1:{edge['kiosk_port']}"
-    status, photo = http_json(kiosk + "/api/v1/photos", body={}, method="POST")
-    assert status == 201, photo
-    sha = photo["sha256"]
-    status, receipt = http_json(
-        kiosk + "/api/v1/cases", body={**FORM, "id_number": id_number(9), "photos": [sha]}
-    )
-    assert status == 201, receipt
-    case_no = receipt["case_no"]
-    wait_until(
-        "the case and its photo complete at the hub",
-        lambda: (
-            (r := http_json(f"{hub.base}/api/v1/cases/{case_no}", admin))[0] == 200
-            and r[1]["complete"]
-        ),
-        timeout=30,
-    )
+    case_no, sha = register_with_photo(kiosk, hub, admin, 9)
     url = f"{hub.base}/api/v1/blobs/{sha}"
     jinjiang = hub.login("jinjiang", "jinjiang-pass")
     qingyang = hub.login("qingyang", "qingyang-pass")

@@ -10,8 +10,15 @@ from playwright.sync_api import Browser, Page, expect
 from contracts import topics
 from tests.integration.test_presence import online_with, publish_as
 from tests.support.broker import Mosquitto
-from tests.support.events import FORM, id_number
-from tests.support.procs import Hub, XfvProcess, http_json, start_edge, wait_until
+from tests.support.events import id_number
+from tests.support.procs import (
+    Hub,
+    XfvProcess,
+    http_json,
+    register_with_photo,
+    start_edge,
+    wait_until,
+)
 
 
 def login(page: Page, hub: Hub) -> None:
@@ -89,21 +96,7 @@ def test_case_list_and_case_page(
     processes.append(start_edge(tmp_path / "c", "box-c", "510104022", mosquitto))
     edge = wait_until("box-c online", lambda: online_with(hub, token, "box-c"))
     kiosk = f"http://127.0.0.1:{edge['kiosk_port']}"
-    status, photo = http_json(kiosk + "/api/v1/photos", body={}, method="POST")
-    assert status == 201
-    status, receipt = http_json(
-        kiosk + "/api/v1/cases",
-        body={**FORM, "id_number": id_number(5), "photos": [photo["sha256"]]},
-    )
-    assert status == 201
-    case_no = receipt["case_no"]
-    wait_until(
-        "the case complete at the hub",
-        lambda: (
-            (r := http_json(f"{hub.base}/api/v1/cases/{case_no}", token))[0] == 200
-            and r[1]["complete"]
-        ),
-    )
+    case_no, _ = register_with_photo(kiosk, hub, token, 5)
 
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     login(page, hub)

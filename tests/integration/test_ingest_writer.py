@@ -11,7 +11,7 @@ import psutil
 from contracts import topics
 from tests.support.broker import Mosquitto
 from tests.support.events import RawClient, chain_of
-from tests.support.procs import Hub, http_json, wait_until
+from tests.support.procs import Hub, http_json, stream, wait_until
 
 
 def writer_of(hub: Hub) -> psutil.Process:
@@ -23,8 +23,7 @@ def writer_of(hub: Hub) -> psutil.Process:
 
 
 def head(hub: Hub, token: str, node: str) -> int:
-    _, body = http_json(hub.base + "/api/v1/streams", token)
-    return next((s["head_seq"] for s in body["streams"] if s["node"] == node), 0)
+    return int((stream(hub, token, node) or {}).get("head_seq", 0))
 
 
 def test_the_writer_exits_when_the_hub_is_killed(tmp_path: Path, mosquitto: Mosquitto) -> None:

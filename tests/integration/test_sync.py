@@ -23,8 +23,10 @@ from tests.support.procs import (
     Hub,
     XfvProcess,
     http_json,
+    hub_cases,
     start_edge,
     start_edge_on_port,
+    stream,
     wait_until,
 )
 
@@ -39,18 +41,6 @@ def fast_hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
 
 def xfv(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([XFV, *args], capture_output=True, text=True, check=False)
-
-
-def hub_cases(hub: Hub, token: str, **query: str) -> dict:
-    qs = "&".join(f"{k}={v}" for k, v in {"limit": "200", **query}.items())
-    status, body = http_json(f"{hub.base}/api/v1/cases?{qs}", token)
-    assert status == 200, body
-    return body
-
-
-def stream(hub: Hub, token: str, node: str) -> dict | None:
-    _, body = http_json(hub.base + "/api/v1/streams", token)
-    return next((s for s in body["streams"] if s["node"] == node), None)
 
 
 def test_registered_cases_reach_the_hub_once_in_order(

@@ -10,10 +10,17 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_presence import online_with
-from tests.integration.test_sync import hub_cases, stream
 from tests.support.broker import Mosquitto
 from tests.support.events import FORM, id_number
-from tests.support.procs import Hub, XfvProcess, http_json, start_edge_on_port, wait_until
+from tests.support.procs import (
+    Hub,
+    XfvProcess,
+    http_json,
+    hub_cases,
+    start_edge_on_port,
+    stream,
+    wait_until,
+)
 
 
 class Writer(threading.Thread):

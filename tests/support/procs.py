@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support.broker import HUB_USER, Mosquitto, free_port
+from tests.support.events import FORM, id_number
 
 XFV = str(Path(sys.executable).with_name("xfv"))
 T = TypeVar("T")
@@ -289,3 +290,39 @@ def start_edge(
 ) -> XfvProcess:
     config = edge_config(directory, node, township, broker, **extra)
     return XfvProcess(["edge", "run", "--config", str(config)], directory / "edge.log").start()
+
+
+def hub_cases(hub: Hub, token: str, **query: str) -> dict[str, Any]:
+    """``GET /api/v1/cases`` with ``query`` (at most 200 rows), asserting 200."""
+    qs = "&".join(f"{k}={v}" for k, v in {"limit": "200", **query}.items())
+    status, body = http_json(f"{hub.base}/api/v1/cases?{qs}", token)
+    assert status == 200, body
+    return dict(body)
+
+
+def stream(hub: Hub, token: str, node: str) -> dict[str, Any] | None:
+    """One box's sync state from ``GET /api/v1/streams``, or ``None`` before its first event."""
+    _, body = http_json(hub.base + "/api/v1/streams", token)
+    return next((s for s in body["streams"] if s["node"] == node), None)
+
+
+def register_with_photo(kiosk: str, hub: Hub, token: str, n: int) -> tuple[str, str]:
+    """Take a photo at the box's kiosk, register a case with it (ID number ``id_number(n)``)
+    and wait until the hub has the case complete; returns (case_no, the photo's sha256)."""
+    status, photo = http_json(kiosk + "/api/v1/photos", body={}, method="POST")
+    assert status == 201, photo
+    sha = str(photo["sha256"])
+    status, receipt = http_json(
+        kiosk + "/api/v1/cases", body={**FORM, "id_number": id_number(n), "photos": [sha]}
+    )
+    assert status == 201, receipt
+    case_no = str(receipt["case_no"])
+    wait_until(
+        "the case and its photo complete at the hub",
+        lambda: (
+            (r := http_json(f"{hub.base}/api/v1/cases/{case_no}", token))[0] == 200
+            and r[1]["complete"]
+        ),
+        timeout=30,
+    )
+    return case_no, sha
