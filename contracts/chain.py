@@ -61,12 +61,19 @@ def hash_matches(record: Mapping[str, Any], claimed: str) -> bool:
 
 
 def load_json(payload: bytes) -> Any:
-    """Parse JSON bytes with orjson, or with the standard library where orjson refuses
-    (integers beyond 64 bits)."""
+    """Parse JSON bytes with orjson, or with the standard library where orjson would change
+    a value: orjson reads integers beyond 64 bits as floats (silently), so a payload with a
+    run of 19 or more digits goes to ``json``, and so does one orjson refuses."""
+    if _LONG_RUN in payload.translate(_DIGITS_AS_ZERO):  # C speed; a regex costs ~20 us
+        return json.loads(payload)
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError:
         return json.loads(payload)
+
+
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def seal(record: Mapping[str, Any], prev_hash: str) -> dict[str, Any]:

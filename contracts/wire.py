@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from contracts.chain import load_json
 from contracts.errors import InvalidNodeId, MalformedMessage
 from contracts.topics import check_id
 
@@ -63,6 +64,22 @@ def decode_as(adapter: TypeAdapter[T], name: str, payload: bytes | bytearray | s
         return adapter.validate_json(payload)
     except ValidationError as exc:
         raise MalformedMessage(f"{name}: {_summary(exc)}") from None
+
+
+def decode_record(model: type[M], payload: bytes) -> tuple[M, Any]:
+    """Like ``decode``, but also return the parsed JSON (to hash exactly what was sent), from
+    one parse: orjson's, then the model validated from the result."""
+    try:
+        record = load_json(payload) if len(payload) <= MAX_PAYLOAD_BYTES else None
+    except (ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict):  # too big, not JSON, not an object: ``decode`` says so
+        decode(model, payload)
+        raise MalformedMessage(f"{model.__name__}: payload is not a JSON object")
+    try:
+        return _adapter(model).validate_python(record), record
+    except ValidationError as exc:
+        raise MalformedMessage(f"{model.__name__}: {_summary(exc)}") from None
 
 
 def _summary(exc: ValidationError) -> str:

@@ -9,7 +9,6 @@ encrypted too, bound to their (node, seq) as associated data.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -21,6 +20,7 @@ from contracts.ids import ResidentId
 from hub.errors import HubError
 
 NONCE = 12
+SHA256_BLOCK = 64
 
 
 class PiiError(HubError):
@@ -36,7 +36,11 @@ class PiiVault:
         if len(master) < 32:
             raise PiiError(f"PII master key must have at least 32 bytes, got {len(master)}")
         self._aead = AESGCM(_derive(master, b"xfv pii aes-gcm"))
-        self._mac = _derive(master, b"xfv pii hmac")
+        mac = _derive(master, b"xfv pii hmac").ljust(SHA256_BLOCK, b"\0")
+        # HMAC-SHA256 (RFC 2104) from the two padded-key states, copied for each value:
+        # hmac.digest() spends ~4 us a call looking up the digest in OpenSSL 3.
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in mac))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in mac))
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE)
@@ -50,7 +54,10 @@ class PiiVault:
 
     def lookup_hash(self, value: str) -> str:
         """Keyed hash for equality search (same input → same hash, useless without the key)."""
-        return hmac.new(self._mac, value.encode(), hashlib.sha256).hexdigest()
+        inner, outer = self._inner.copy(), self._outer.copy()
+        inner.update(value.encode())
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def seal_id(self, number: str) -> tuple[bytes, str, str]:
         """(ciphertext, lookup hash, masked form) of an ID number."""

@@ -28,7 +28,7 @@ from contracts.presence import HubState
 from contracts.topics import EdgeChannel
 from hub.config import HubConfig
 from hub.ingest.presence import PresenceIngest
-from hub.ingest.receiver import EventReceiver
+from hub.ingest.receiver import EventReceiver, Received
 from hub.ingest.writer import IngestWriter
 from hub.store.db import EdgeRow, HubStore
 from hub.store.events import Batch, Outcome
@@ -45,6 +45,7 @@ from runtime.mqtt import (
 log = logging.getLogger(__name__)
 quiet = QuietLogger(log)
 RESYNC_CHECK_SECONDS = 0.5
+IN_FLIGHT = 2
 
 
 class HubLink:
@@ -145,25 +146,55 @@ class HubLink:
             raise
 
     async def _ingest(self, client: aiomqtt.Client, receiver: EventReceiver) -> None:
-        """Commit events in batches of what has arrived meanwhile, then PUBACK each one."""
+        """Hand batches of what has arrived meanwhile to the writer, keeping ``IN_FLIGHT`` of
+        them there (one being written, the next ready behind it), so the writer never waits
+        for this process to ack one batch and gather the next. The writer takes batches in
+        order; ``_acknowledge`` acks them in the same order."""
         limit, arrived = self.config.sync.batch_max, receiver.arrived
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        written: asyncio.Queue[tuple[list[Received], asyncio.Task[Batch] | None]]
+        written = asyncio.Queue()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._acknowledge(client, receiver, written, slots))
+            while True:
+                await receiver.wait()
+                while arrived:
+                    await slots.acquire()
+                    batch = [arrived.popleft() for _ in range(min(limit, len(arrived)))]
+                    events = await self._events_of(batch)
+                    task = tg.create_task(self.writer.write(events)) if events else None
+                    written.put_nowait((batch, task))
+
+    async def _events_of(self, batch: list[Received]) -> list[tuple[str, str, bytes]]:
+        """(node, topic, payload) of each message; one on a topic that names no box is
+        quarantined here."""
+        events: list[tuple[str, str, bytes]] = []
+        for item in batch:
+            topic, payload = item.message.topic, bytes(item.message.payload)
+            try:
+                node = topics.parse_edge_topic(topic).node
+            except ContractError as exc:
+                await self._quarantine(topic, None, "unknown", str(exc), payload)
+                continue
+            events.append((node, topic, payload))
+        self.messages.labels(EdgeChannel.EVENTS.value).inc(len(events))
+        return events
+
+    async def _acknowledge(
+        self,
+        client: aiomqtt.Client,
+        receiver: EventReceiver,
+        written: asyncio.Queue[tuple[list[Received], asyncio.Task[Batch] | None]],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        """Once each batch is committed: the retained acks, then the PUBACKs (every message
+        of the batch is committed or quarantined)."""
         while True:
-            await receiver.wait()
-            while arrived:
-                batch = [arrived.popleft() for _ in range(min(limit, len(arrived)))]
-                events: list[tuple[str, str, bytes]] = []
-                for item in batch:
-                    topic, payload = item.message.topic, bytes(item.message.payload)
-                    try:
-                        node = topics.parse_edge_topic(topic).node
-                    except ContractError as exc:
-                        await self._quarantine(topic, None, "unknown", str(exc), payload)
-                        continue
-                    events.append((node, topic, payload))
-                self.messages.labels(EdgeChannel.EVENTS.value).inc(len(events))
-                if events:
-                    await self._commit_events(client, events)
-                receiver.ack(batch)  # every message is committed (or quarantined)
+            batch, task = await written.get()
+            if task is not None:
+                await self._report(client, len(batch), await task)
+            receiver.ack(batch)
+            slots.release()
 
     async def _presence(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         try:
@@ -183,11 +214,8 @@ class HubLink:
             )
             await client.publish(topics.edge_cmd(birth.node), command.to_payload(), qos=1)
 
-    async def _commit_events(
-        self, client: aiomqtt.Client, events: list[tuple[str, str, bytes]]
-    ) -> None:
-        result: Batch = await self.writer.write(events)
-        self.batch_sizes.observe(len(events))
+    async def _report(self, client: aiomqtt.Client, size: int, result: Batch) -> None:
+        self.batch_sizes.observe(size)
         for outcome in result.outcomes:
             self.events.labels(outcome.value).inc()
         for topic, node, reason, _ in result.quarantine:

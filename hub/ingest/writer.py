@@ -79,6 +79,7 @@ class IngestWriter(AsyncResource):
         self.path = path
         self._key = key
         self._pool: ProcessPoolExecutor | None = None
+        self._restarting = asyncio.Lock()
         self.pid: int | None = None
 
     async def open(self) -> Self:
@@ -96,19 +97,26 @@ class IngestWriter(AsyncResource):
 
     async def write(self, events: Events) -> Batch:
         """Commit ``events``; a writer that died is restarted once and the batch retried
-        (ingest is idempotent: whatever the dead writer committed is now a duplicate)."""
-        try:
-            return await self._submit(events)
-        except BrokenProcessPool:
-            log.error("ingest writer (pid %s) died; starting a new one", self.pid)
-            await self._discard()
-            await self.open()
-            return await self._submit(events)
+        (ingest is idempotent: whatever the dead writer committed is now a duplicate).
 
-    async def _submit(self, events: Events) -> Batch:
-        if self._pool is None:
+        Batches may be written concurrently: the writer takes them in the order of the calls,
+        and when it dies, every batch it held fails; the first to notice restarts it and the
+        rest retry on the new one, in their order."""
+        pool = self._pool
+        try:
+            return await self._submit(pool, events)
+        except BrokenProcessPool:
+            async with self._restarting:
+                if self._pool is pool:
+                    log.error("ingest writer (pid %s) died; starting a new one", self.pid)
+                    await self._discard()
+                    await self.open()
+            return await self._submit(self._pool, events)
+
+    async def _submit(self, pool: ProcessPoolExecutor | None, events: Events) -> Batch:
+        if pool is None:
             raise StoreClosed(f"ingest writer for {str(self.path)!r} is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _write, events)
+        return await asyncio.get_running_loop().run_in_executor(pool, _write, events)
 
     async def _discard(self) -> None:
         pool, self._pool = self._pool, None

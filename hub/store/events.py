@@ -15,13 +15,14 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from sqlite_utils import Database
 
-from contracts.chain import GENESIS, hash_matches, load_json
+from contracts.chain import GENESIS, hash_matches
 from contracts.errors import ContractError
 from contracts.events import EventEnvelope
-from contracts.wire import decode
+from contracts.wire import decode_record
 from hub.pii import PiiVault
 from hub.store.projection import ProjectionError, project
 from runtime.sqlite import transaction
@@ -99,13 +100,13 @@ def ingest(
     """Take one event payload from ``node``'s events topic; call inside ``db.atomic()`` and
     ``batch.flush(db)`` before the transaction ends."""
     try:
-        event = decode(EventEnvelope, payload)
+        event, record = decode_record(EventEnvelope, payload)
         if event.node != node:
             raise ContractError(f"payload names node {event.node!r} but came on {node!r}'s topic")
     except ContractError as exc:
         batch.quarantine.append((topic, node, str(exc), payload))
         return Outcome.QUARANTINED
-    outcome = _apply(db, vault, event, payload, topic, batch)
+    outcome = _apply(db, vault, event, record, payload, topic, batch)
     if outcome is Outcome.APPLIED and batch.head(db, node).gapped:
         _drain_held(db, vault, node, topic, batch)
     return outcome
@@ -140,10 +141,12 @@ def _apply(
     db: Database,
     vault: PiiVault,
     event: EventEnvelope,
+    record: dict[str, Any],
     payload: bytes,
     topic: str,
     batch: Batch,
 ) -> Outcome:
+    """``record`` is the event as parsed JSON, which its hash covers."""
     node, seq, conn = event.node, event.seq, db.conn
     head = batch.head(db, node)
     if seq <= head.seq:
@@ -178,7 +181,7 @@ def _apply(
     reason = None
     if event.prev_hash != head.hash:
         reason = f"chain break at seq {seq}: prev_hash {event.prev_hash} != head {head.hash}"
-    elif not hash_matches(load_json(payload), event.hash):  # over exactly what was sent
+    elif not hash_matches(record, event.hash):  # over exactly what was sent
         reason = f"chain break at seq {seq}: hash {event.hash} does not match the event"
     else:
         try:
@@ -228,8 +231,8 @@ def _drain_held(db: Database, vault: PiiVault, node: str, topic: str, batch: Bat
             return
         conn.execute("DELETE FROM held WHERE node = ? AND seq = ?", [node, head.seq + 1])
         payload = vault.decrypt(row[0], _aad(node, head.seq + 1))
-        event = decode(EventEnvelope, payload)
-        if _apply(db, vault, event, payload, topic, batch) is not Outcome.APPLIED:
+        event, record = decode_record(EventEnvelope, payload)
+        if _apply(db, vault, event, record, payload, topic, batch) is not Outcome.APPLIED:
             return
 
 

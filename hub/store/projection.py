@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from typing import TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from sqlite_utils import Database
 
@@ -38,7 +38,7 @@ def _body(model: type[M], event: EventEnvelope) -> M:
 def timeline(db: Database, now: str, case_no: str, kind: str, actor: str, **detail: object) -> None:
     db.conn.execute(
         "INSERT INTO case_timeline (case_no, ts, kind, actor, detail) VALUES (?, ?, ?, ?, ?)",
-        [case_no, now, kind, actor, json.dumps(detail, ensure_ascii=False)],
+        [case_no, now, kind, actor, orjson.dumps(detail).decode()],
     )
 
 

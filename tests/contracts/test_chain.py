@@ -17,6 +17,7 @@ from contracts.chain import (
     ChainBreak,
     ChainError,
     canonical_json,
+    load_json,
     record_hash,
     seal,
     verify_chain,
@@ -308,3 +309,17 @@ def test_event_create_rejects_a_malformed_prev_hash(prev: str) -> None:
             body={},
             prev_hash=prev,
         )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n": 12345678901234567890123}',
+        '{"n": -12345678901234567890123, "m": [1.5, 2]}',
+        '{"id": "510104198001040037", "n": 18446744073709551615}',
+        '{"s": "\\u00e9", "f": 0.1}',
+    ],
+)
+def test_load_json_reads_every_value_exactly(text: str) -> None:
+    # repr tells an exact integer from the float orjson alone would make of it
+    assert repr(load_json(text.encode())) == repr(json.loads(text))

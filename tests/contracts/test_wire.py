@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from contracts.chain import GENESIS
+from contracts.chain import GENESIS, hash_matches
 from contracts.commands import Ack, Command
 from contracts.errors import MalformedMessage
 from contracts.events import EventEnvelope
 from contracts.presence import Birth, Death, HubState, decode_status
 from contracts.telemetry import Telemetry
-from contracts.wire import MAX_PAYLOAD_BYTES, as_payload, decode
+from contracts.wire import MAX_PAYLOAD_BYTES, as_payload, decode, decode_record
 
 TS = dt.datetime(2024, 5, 1, 8, 30, tzinfo=dt.UTC)
 BIRTH = Birth(node="box-1", township="510104021", version="1.2.3", bd_seq=7, ts=TS, kiosk_port=8080)
@@ -109,6 +109,25 @@ def test_as_payload_keeps_chinese() -> None:
 def test_decode_refuses_malformed_payloads(payload: bytes | str, why: str) -> None:
     with pytest.raises(MalformedMessage, match=f"^Ack: .*{why}"):
         decode(Ack, payload)
+    # the one-parse decoder used for box events says the same
+    with pytest.raises(MalformedMessage, match=f"^Ack: .*{why}"):
+        decode_record(Ack, payload.encode() if isinstance(payload, str) else payload)
+
+
+def test_decode_record_returns_the_model_and_the_json_it_came_from() -> None:
+    ack, record = decode_record(Ack, ack_json(acked_through=7).encode())
+    assert ack.acked_through == 7
+    assert record == json.loads(ack_json(acked_through=7))
+
+
+def test_decode_record_keeps_integers_beyond_64_bits_for_hashing() -> None:
+    sent = EventEnvelope.create(
+        node="box-1", seq=1, type="note", ts=TS, body={"n": 2**70}, prev_hash=GENESIS
+    )
+    event, record = decode_record(EventEnvelope, sent.to_payload())
+    assert record["body"]["n"] == 2**70
+    assert event == sent
+    assert hash_matches(record, sent.hash)
 
 
 def padded(size: int) -> bytes:
