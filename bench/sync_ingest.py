@@ -12,6 +12,9 @@
     python bench/sync_ingest.py --quick    # 5 x 1,000; 3,000 queued; under 60 s
 
 Prints a table, then one JSON line of the figures. Runs 3 rounds of (a) and quotes medians.
+Each round also prints the CPU each side spent per event (the hub's main process and its
+ingest workers apart) and how busy the machine was: this VM's speed drifts between runs, and
+the CPU figures drift much less than the rates.
 """
 
 from __future__ import annotations
@@ -113,9 +116,23 @@ class AckWatcher:
         self.c.disconnect()
 
 
-def raw_drain(broker: Mosquitto, payloads: list[list[bytes]]) -> tuple[float, float]:
-    """Seconds for a raw subscriber to receive every payload published the same way, and the
-    CPU seconds it used (this process only runs the subscriber meanwhile)."""
+class MachineCpu:
+    """Share of the machine's CPU (all cores) busy between ``__init__`` and ``busy()``."""
+
+    def __init__(self) -> None:
+        self.start = psutil.cpu_times()
+
+    def busy(self) -> float:
+        end = psutil.cpu_times()
+        total = sum(end) - sum(self.start)
+        idle = (end.idle + end.iowait) - (self.start.idle + self.start.iowait)
+        return 1 - idle / total if total > 0 else float("nan")
+
+
+def raw_drain(broker: Mosquitto, payloads: list[list[bytes]]) -> tuple[float, float, float]:
+    """Seconds for a raw subscriber to receive every payload published the same way, the
+    CPU seconds it used (this process only runs the subscriber meanwhile), and the share of
+    the machine's CPU that was busy."""
     total = sum(len(p) for p in payloads)
     got, done = [0], threading.Event()
     sub = client(HUB_USER, f"raw-sub-{time.monotonic_ns()}", broker)
@@ -128,13 +145,13 @@ def raw_drain(broker: Mosquitto, payloads: list[list[bytes]]) -> tuple[float, fl
     sub.on_message = on_message
     sub.subscribe("xfv/v1/bench/#", qos=1)
     time.sleep(0.3)
-    cpu0, start = time.process_time(), time.monotonic()
+    cpu0, start, machine = time.process_time(), time.monotonic(), MachineCpu()
     publish_all([(HUB_USER, f"xfv/v1/bench/{i}", p) for i, p in enumerate(payloads)], broker)
     assert done.wait(120), f"raw subscriber got {got[0]} of {total}"
-    elapsed, cpu = time.monotonic() - start, time.process_time() - cpu0
+    elapsed, cpu, busy = time.monotonic() - start, time.process_time() - cpu0, machine.busy()
     sub.loop_stop()
     sub.disconnect()
-    return elapsed, cpu
+    return elapsed, cpu, busy
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -161,7 +178,7 @@ def queued_box(workdir: Path, node: str, broker: Mosquitto, queued: int) -> XfvP
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User + system CPU of a process, and of its children (the hub's ingest writer)."""
+    """User + system CPU of a process, and of its children (the hub's ingest workers)."""
     proc = psutil.Process(pid)
     main = sum(proc.cpu_times()[:2])
     children = sum(sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
@@ -182,21 +199,22 @@ def ingest_round(
     watcher.acked = dict.fromkeys(nodes, 0)
     watcher.done.clear()
     watcher.expect(per_box)
-    cpu0 = cpu_seconds(hub_pid)
+    cpu0, machine = cpu_seconds(hub_pid), MachineCpu()
     start = time.monotonic()
     publish_all([(n, topics.edge_events(n), chains[n]) for n in nodes], broker)
     assert watcher.done.wait(300), f"hub acked {watcher.acked}"
     hub_s = time.monotonic() - start
-    cpu1 = cpu_seconds(hub_pid)
+    cpu1, hub_busy = cpu_seconds(hub_pid), machine.busy()
     main_cpu, writer_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    watcher.close()
+    raw_s, raw_cpu, raw_busy = raw_drain(broker, list(chains.values()))
     print(
         f"    hub CPU per event: main process {main_cpu / len(nodes) / per_box * 1e6:.0f} us, "
-        f"writer {writer_cpu / len(nodes) / per_box * 1e6:.0f} us",
+        f"workers {writer_cpu / len(nodes) / per_box * 1e6:.0f} us; machine busy "
+        f"{hub_busy:.0%} during the hub's run, {raw_busy:.0%} during the raw one",
         file=sys.stderr,
     )
     hub_cpu = main_cpu + writer_cpu
-    watcher.close()
-    raw_s, raw_cpu = raw_drain(broker, list(chains.values()))
     total = len(nodes) * per_box
     return hub, total / hub_s, total / raw_s, hub_cpu / total * 1e6, raw_cpu / total * 1e6
 
@@ -224,14 +242,14 @@ def report(figures: dict[str, float]) -> None:
         ("(a) hub: events committed+acked /s (median)", f"{figures['hub_events_per_s']:,.0f}", ""),
         ("    raw subscriber: msgs drained /s (median)", f"{figures['raw_msgs_per_s']:,.0f}", ""),
         ("    ratio hub / raw", f"{figures['ratio']:.2f}", ">= 0.5"),
-        ("    hub CPU per event, us (hub + writer)", f"{figures['hub_cpu_us_per_event']}", ""),
+        ("    hub CPU per event, us (hub + workers)", f"{figures['hub_cpu_us_per_event']}", ""),
         ("    raw subscriber CPU per message, us", f"{figures['raw_cpu_us_per_msg']}", ""),
         (
             f"(b) {figures['queued']:,.0f} queued events acked after start, s",
             f"{figures['reconnect_drain_s']:.2f}",
             "<= 10",
         ),
-        ("(c) hub peak RSS, with its writer, MB", f"{figures['hub_peak_rss_mb']:.1f}", ""),
+        ("(c) hub peak RSS, with its workers, MB", f"{figures['hub_peak_rss_mb']:.1f}", ""),
         ("    box peak RSS, MB", f"{figures['box_peak_rss_mb']:.1f}", ""),
     ]
     print()

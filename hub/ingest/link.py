@@ -45,7 +45,7 @@ from runtime.mqtt import (
 log = logging.getLogger(__name__)
 quiet = QuietLogger(log)
 RESYNC_CHECK_SECONDS = 0.5
-IN_FLIGHT = 2
+IN_FLIGHT = 3
 
 
 class HubLink:
@@ -147,9 +147,9 @@ class HubLink:
 
     async def _ingest(self, client: aiomqtt.Client, receiver: EventReceiver) -> None:
         """Hand batches of what has arrived meanwhile to the writer, keeping ``IN_FLIGHT`` of
-        them there (one being written, the next ready behind it), so the writer never waits
-        for this process to ack one batch and gather the next. The writer takes batches in
-        order; ``_acknowledge`` acks them in the same order."""
+        them there (one per worker, and the next ready behind them), so the writer never
+        waits for this process to ack one batch and gather the next. The writer commits
+        batches in order; ``_acknowledge`` acks them in the same order."""
         limit, arrived = self.config.sync.batch_max, receiver.arrived
         slots = asyncio.Semaphore(IN_FLIGHT)
         written: asyncio.Queue[tuple[list[Received], asyncio.Task[Batch] | None]]

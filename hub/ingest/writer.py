@@ -1,23 +1,27 @@
-"""The ingest writer: a process of its own that verifies and commits box events.
+"""The ingest writers: processes of their own that verify and commit box events.
 
-Decoding, hash checking, encrypting and projecting an event cost ~150 us of Python. In the
-hub's process that work would share one interpreter lock with the MQTT reader, and each would
-slow the other; in a process of its own it runs on the other core while the reader batches the
-next events and acknowledges the last ones.
+Decoding, hash checking, encrypting and laying out an event (``events.prepare``) cost ~130 us
+of Python; writing it (``events.commit``) ~60 us. In the hub's process that work would share
+one interpreter lock with the MQTT reader. Here two worker processes take batches in turn:
+each prepares its batch while the other may be committing, and they commit strictly in the
+order the batches were handed in (a shared turn counter), so a box's events reach the
+database in order and SQLite's single writer lock is never fought over.
 
-The writer has its own connection to the hub database. SQLite's WAL lets two processes share it
-with one writer at a time; every write transaction on either side starts with ``BEGIN
+Each worker has its own connection to the hub database. SQLite's WAL lets processes share it
+with one writer at a time; every write transaction on any side starts with ``BEGIN
 IMMEDIATE`` (``runtime.sqlite.transaction``), so they queue on the busy timeout instead of
-failing. The writer commits with ``synchronous=FULL``: a batch is on disk, not only in the
-WAL's page cache, before the hub acknowledges a single event of it.
+failing. Workers commit with ``synchronous=FULL``: a batch is on disk, not only in the WAL's
+page cache, before the hub acknowledges a single event of it.
 
-If the hub dies (even by SIGKILL) the writer sees its parent change and exits; a batch it was
-writing is rolled back by SQLite, and the broker redelivers those events to the next hub.
+If the hub dies (even by SIGKILL) each worker sees its parent change and exits; a batch being
+written is rolled back by SQLite, and the broker redelivers those events to the next hub. If a
+worker dies, the pool is replaced and the batches it held are retried (ingest is idempotent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -25,13 +29,14 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.synchronize import Condition
 from pathlib import Path
 from typing import Self
 
 from sqlite_utils import Database
 
 from hub.pii import PiiVault
-from hub.store.events import Batch, ingest_batch
+from hub.store.events import Batch, commit, prepare_batch
 from hub.store.migrations import migrations
 from runtime.errors import StoreClosed
 from runtime.resource import AsyncResource
@@ -42,17 +47,30 @@ log = logging.getLogger(__name__)
 Events = list[tuple[str, str, bytes]]
 """(node, topic, payload) of each event in a batch."""
 
+WORKERS = 2
 PARENT_CHECK_SECONDS = 0.5
+TURN_TIMEOUT_SECONDS = 60.0
+"""A batch that waits this long for the one before it to commit gives up (and the pool is
+replaced): the one before it was lost, which only a dead worker explains."""
+CLOSED = -1
+
+
+class TurnLost(Exception):
+    """A batch waited too long for its turn to commit, or the writer closed meanwhile."""
+
 
 _db: Database | None = None
 _vault: PiiVault | None = None
+_turn: ctypes.c_longlong | None = None
+_turns: Condition | None = None
 
 
-def _start(path: str, key: bytes, parent: int) -> None:
-    """Runs once in the writer process: open the database, then watch for the hub's death."""
-    global _db, _vault  # noqa: PLW0603 - the worker process's own state
+def _start(path: str, key: bytes, parent: int, turn: ctypes.c_longlong, turns: Condition) -> None:
+    """Runs once in each worker process: open the database, then watch for the hub's death."""
+    global _db, _vault, _turn, _turns  # noqa: PLW0603 - the worker process's own state
     _db = open_database(Path(path), migrations, synchronous="FULL")
     _vault = PiiVault(key)
+    _turn, _turns = turn, turns
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -66,62 +84,122 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _write(events: Events) -> Batch:
-    assert _db is not None and _vault is not None, "writer process not started"
-    return ingest_batch(_db, _vault, events)
+def _write(ticket: int, events: Events) -> Batch:
+    """Prepare ``events``, wait until every earlier ticket has committed, commit, pass on."""
+    assert _db is not None and _vault is not None and _turn is not None and _turns is not None
+    prepared = prepare_batch(_vault, events)
+    with _turns:
+        if not _turns.wait_for(lambda: _turn.value in (ticket, CLOSED), TURN_TIMEOUT_SECONDS):
+            raise TurnLost(f"batch {ticket} waited {TURN_TIMEOUT_SECONDS:.0f} s for its turn")
+        if _turn.value == CLOSED:
+            raise TurnLost(f"batch {ticket}: the writer is closing")
+    try:
+        return commit(_db, _vault, prepared)
+    finally:
+        with _turns:
+            if _turn.value == ticket:
+                _turn.value = ticket + 1
+            _turns.notify_all()
+
+
+def _retrieve(done: asyncio.Future[Batch]) -> None:
+    """Mark the outcome of a batch nobody waits for any more as seen (it is not an error: the
+    broker redelivers whatever was not acknowledged)."""
+    if not done.cancelled():
+        done.exception()
 
 
 class IngestWriter(AsyncResource):
-    """``await writer.write(events)`` commits a batch in the writer process and returns what
-    happened to each event. Use as ``async with``; ``close()`` is safe twice."""
+    """``await writer.write(events)`` commits a batch in a worker process and returns what
+    happened to each event; batches commit in the order of the calls. Use as ``async with``;
+    ``close()`` is safe twice."""
 
-    def __init__(self, path: Path, key: bytes) -> None:
+    def __init__(self, path: Path, key: bytes, workers: int = WORKERS) -> None:
         self.path = path
         self._key = key
+        self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._turn: ctypes.c_longlong | None = None
+        self._turns: Condition | None = None
+        self._tickets = 0
         self._restarting = asyncio.Lock()
-        self.pid: int | None = None
+        self.pids: list[int] = []
 
     async def open(self) -> Self:
         if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            # no lock of its own: every access is under ``_turns``
+            self._turn = context.Value("q", self._tickets, lock=False)
+            self._turns = context.Condition()
             self._pool = ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("spawn"),
+                self._workers,
+                mp_context=context,
                 initializer=_start,
-                initargs=(str(self.path), self._key, os.getpid()),
+                initargs=(str(self.path), self._key, os.getpid(), self._turn, self._turns),
             )
-            # Start it now: a writer that cannot open the database fails the hub's start-up.
-            self.pid = await asyncio.get_running_loop().run_in_executor(self._pool, _ready)
-            log.info("ingest writer started (pid %d) on %s", self.pid, self.path)
+            # Start them now: a worker that cannot open the database fails the hub's start-up.
+            loop = asyncio.get_running_loop()
+            self.pids = sorted(
+                set(
+                    await asyncio.gather(
+                        *(loop.run_in_executor(self._pool, _ready) for _ in range(self._workers))
+                    )
+                )
+            )
+            log.info("ingest writers started (pids %s) on %s", self.pids, self.path)
         return self
 
     async def write(self, events: Events) -> Batch:
-        """Commit ``events``; a writer that died is restarted once and the batch retried
-        (ingest is idempotent: whatever the dead writer committed is now a duplicate).
-
-        Batches may be written concurrently: the writer takes them in the order of the calls,
-        and when it dies, every batch it held fails; the first to notice restarts it and the
-        rest retry on the new one, in their order."""
-        pool = self._pool
+        """Commit ``events``; if a worker died (or a batch before this one was lost), the pool
+        is replaced once and the batch retried (ingest is idempotent: whatever was committed
+        is now a duplicate)."""
+        async with self._restarting:  # a restart under way: wait for the new pool
+            pool = self._pool
         try:
             return await self._submit(pool, events)
-        except BrokenProcessPool:
+        except (BrokenProcessPool, TurnLost) as exc:
             async with self._restarting:
-                if self._pool is pool:
-                    log.error("ingest writer (pid %s) died; starting a new one", self.pid)
+                if self._pool is pool and pool is not None:
+                    log.error("ingest writers %s failed (%s); starting new ones", self.pids, exc)
                     await self._discard()
                     await self.open()
-            return await self._submit(self._pool, events)
+                pool = self._pool
+            return await self._submit(pool, events)
 
     async def _submit(self, pool: ProcessPoolExecutor | None, events: Events) -> Batch:
         if pool is None:
             raise StoreClosed(f"ingest writer for {str(self.path)!r} is closed")
-        return await asyncio.get_running_loop().run_in_executor(pool, _write, events)
+        ticket, self._tickets = self._tickets, self._tickets + 1
+        done = asyncio.wrap_future(pool.submit(_write, ticket, events))
+        done.add_done_callback(_retrieve)
+        # Shielded: a caller that stops waiting must not cancel a ticket still queued, or every
+        # later batch would wait for its turn in vain.
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if done.cancelled() and task is not None and not task.cancelling():
+                # the pool was shut down under it: closed, or replaced (then retry)
+                raise TurnLost(f"batch {ticket} was cancelled by a pool shutdown") from None
+            raise
 
     async def _discard(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        await asyncio.to_thread(self._release_waiters)
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    def _release_waiters(self) -> None:
+        """Workers waiting for a turn stop waiting. A worker killed while holding the lock
+        never releases it: then give up (the pool is broken, and its workers terminated)."""
+        if self._turn is None or self._turns is None or not self._turns.acquire(timeout=1.0):
+            return
+        try:
+            self._turn.value = CLOSED
+            self._turns.notify_all()
+        finally:
+            self._turns.release()
 
     async def close(self) -> None:
         await self._discard()

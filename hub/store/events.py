@@ -15,7 +15,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import NamedTuple
 
 from sqlite_utils import Database
 
@@ -24,7 +24,7 @@ from contracts.errors import ContractError
 from contracts.events import EventEnvelope
 from contracts.wire import decode_record
 from hub.pii import PiiVault
-from hub.store.projection import ProjectionError, project
+from hub.store.projection import Projection, ProjectionError, plan, store
 from runtime.sqlite import transaction
 
 
@@ -94,36 +94,95 @@ def stream_head(conn: sqlite3.Connection, node: str) -> Head:
     return Head(int(row[0]), str(row[1]), chain_ok=bool(row[2]), gapped=row[3] is not None)
 
 
-def ingest(
-    db: Database, vault: PiiVault, node: str, topic: str, payload: bytes, batch: Batch
-) -> Outcome:
-    """Take one event payload from ``node``'s events topic; call inside ``db.atomic()`` and
-    ``batch.flush(db)`` before the transaction ends."""
+class Prepared(NamedTuple):
+    """One event checked on its own (``prepare``): everything about it that does not depend on
+    the box's stream or the database. Where it goes is decided later (``commit``)."""
+
+    node: str
+    topic: str
+    payload: bytes
+    seq: int
+    type: str
+    ts: str
+    hash: str
+    prev_hash: str
+    sealed: bytes
+    """The payload encrypted for ``events`` or ``held`` (bound to node and seq)."""
+    hash_ok: bool
+    projection: Projection | None
+    problem: str | None
+    """Why the body cannot be projected, if it cannot."""
+
+
+class Rejected(NamedTuple):
+    """An event that is not one: malformed, wrong schema, or on another box's topic."""
+
+    node: str
+    topic: str
+    payload: bytes
+    reason: str
+
+
+def prepare(vault: PiiVault, node: str, topic: str, payload: bytes) -> Prepared | Rejected:
+    """Decode, hash-check, encrypt and lay out one event from ``node``'s events topic."""
     try:
         event, record = decode_record(EventEnvelope, payload)
         if event.node != node:
             raise ContractError(f"payload names node {event.node!r} but came on {node!r}'s topic")
     except ContractError as exc:
-        batch.quarantine.append((topic, node, str(exc), payload))
-        return Outcome.QUARANTINED
-    outcome = _apply(db, vault, event, record, payload, topic, batch)
-    if outcome is Outcome.APPLIED and batch.head(db, node).gapped:
-        _drain_held(db, vault, node, topic, batch)
-    return outcome
+        return Rejected(node, topic, payload, str(exc))
+    projection, problem = None, None
+    try:
+        projection = plan(vault, event)
+    except ProjectionError as exc:
+        problem = str(exc)
+    return Prepared(
+        node,
+        topic,
+        payload,
+        event.seq,
+        event.type,
+        event.ts.isoformat(),
+        event.hash,
+        event.prev_hash,
+        vault.encrypt(payload, _aad(node, event.seq)),
+        hash_matches(record, event.hash),  # over exactly what was sent
+        projection,
+        problem,
+    )
 
 
-def ingest_batch(db: Database, vault: PiiVault, events: list[tuple[str, str, bytes]]) -> Batch:
-    """Apply (node, topic, payload) events and quarantine the rejects, all in one transaction:
-    when this returns, everything it reports is on disk."""
+def prepare_batch(
+    vault: PiiVault, events: list[tuple[str, str, bytes]]
+) -> list[Prepared | Rejected]:
+    """``prepare`` each (node, topic, payload)."""
+    return [prepare(vault, node, topic, payload) for node, topic, payload in events]
+
+
+def commit(db: Database, vault: PiiVault, prepared: list[Prepared | Rejected]) -> Batch:
+    """Apply prepared events in order and quarantine the rejects, all in one transaction: when
+    this returns, everything it reports is on disk."""
     batch = Batch()
     with transaction(db):
-        for node, topic, payload in events:
-            batch.outcomes.append(ingest(db, vault, node, topic, payload, batch))
+        for item in prepared:
+            if isinstance(item, Rejected):
+                batch.quarantine.append((item.topic, item.node, item.reason, item.payload))
+                batch.outcomes.append(Outcome.QUARANTINED)
+                continue
+            outcome = _apply(db, item, batch)
+            if outcome is Outcome.APPLIED and batch.head(db, item.node).gapped:
+                _drain_held(db, vault, item.node, item.topic, batch)
+            batch.outcomes.append(outcome)
         batch.flush(db)
         for topic, node, reason, payload in batch.quarantine:
             quarantine(db, batch.now, topic, node, reason, payload)
     batch.streams.clear()  # the caller needs the outcomes, not the cache
     return batch
+
+
+def ingest_batch(db: Database, vault: PiiVault, events: list[tuple[str, str, bytes]]) -> Batch:
+    """``prepare`` and ``commit`` in one go."""
+    return commit(db, vault, prepare_batch(vault, events))
 
 
 def quarantine(
@@ -137,16 +196,7 @@ def quarantine(
     return int(cursor.lastrowid or 0)
 
 
-def _apply(
-    db: Database,
-    vault: PiiVault,
-    event: EventEnvelope,
-    record: dict[str, Any],
-    payload: bytes,
-    topic: str,
-    batch: Batch,
-) -> Outcome:
-    """``record`` is the event as parsed JSON, which its hash covers."""
+def _apply(db: Database, event: Prepared, batch: Batch) -> Outcome:
     node, seq, conn = event.node, event.seq, db.conn
     head = batch.head(db, node)
     if seq <= head.seq:
@@ -158,18 +208,18 @@ def _apply(
             return Outcome.DUPLICATE
         batch.quarantine.append(
             (
-                topic,
+                event.topic,
                 node,
                 f"seq {seq} was already accepted with another "
                 f"hash ({row[0] if row else '?'}); got {event.hash}",
-                payload,
+                event.payload,
             )
         )
         return Outcome.QUARANTINED
     if seq > head.seq + 1 or not head.chain_ok:
         conn.execute(
             "INSERT OR REPLACE INTO held (node, seq, payload_enc, received_at) VALUES (?,?,?,?)",
-            [node, seq, vault.encrypt(payload, _aad(node, seq)), batch.now],
+            [node, seq, event.sealed, batch.now],
         )
         if not head.gapped:
             conn.execute(
@@ -181,11 +231,13 @@ def _apply(
     reason = None
     if event.prev_hash != head.hash:
         reason = f"chain break at seq {seq}: prev_hash {event.prev_hash} != head {head.hash}"
-    elif not hash_matches(record, event.hash):  # over exactly what was sent
+    elif not event.hash_ok:
         reason = f"chain break at seq {seq}: hash {event.hash} does not match the event"
-    else:
+    elif event.problem is not None:
+        reason = f"event seq {seq} ({event.type}) cannot be applied: {event.problem}"
+    elif event.projection is not None:
         try:
-            project(db, vault, event, batch.now)
+            store(db, event.projection, batch.now)
         except ProjectionError as exc:
             reason = f"event seq {seq} ({event.type}) cannot be applied: {exc}"
     if reason is not None:
@@ -194,22 +246,13 @@ def _apply(
             [seq, reason, node],
         )
         head.chain_ok = False
-        batch.quarantine.append((topic, node, reason, payload))
+        batch.quarantine.append((event.topic, node, reason, event.payload))
         batch.flagged.add(node)
         return Outcome.QUARANTINED
     conn.execute(
         "INSERT INTO events (node, seq, type, ts, hash, prev_hash, payload_enc, received_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            node,
-            seq,
-            event.type,
-            event.ts.isoformat(),
-            event.hash,
-            event.prev_hash,
-            vault.encrypt(payload, _aad(node, seq)),
-            batch.now,
-        ],
+        [node, seq, event.type, event.ts, event.hash, event.prev_hash, event.sealed, batch.now],
     )
     head.seq, head.hash, head.moved = seq, event.hash, True
     batch.heads[node] = seq
@@ -230,9 +273,11 @@ def _drain_held(db: Database, vault: PiiVault, node: str, topic: str, batch: Bat
                 head.gapped = False
             return
         conn.execute("DELETE FROM held WHERE node = ? AND seq = ?", [node, head.seq + 1])
-        payload = vault.decrypt(row[0], _aad(node, head.seq + 1))
-        event, record = decode_record(EventEnvelope, payload)
-        if _apply(db, vault, event, record, payload, topic, batch) is not Outcome.APPLIED:
+        event = prepare(vault, node, topic, vault.decrypt(row[0], _aad(node, head.seq + 1)))
+        if isinstance(event, Rejected):  # it was an event when held: cannot happen, but keep it
+            batch.quarantine.append((topic, node, event.reason, event.payload))
+            return
+        if _apply(db, event, batch) is not Outcome.APPLIED:
             return
 
 
