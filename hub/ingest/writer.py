@@ -4,8 +4,12 @@ Decoding, hash checking, encrypting and laying out an event (``events.prepare``)
 of Python; writing it (``events.commit``) ~60 us. In the hub's process that work would share
 one interpreter lock with the MQTT reader. Here two worker processes take batches in turn:
 each prepares its batch while the other may be committing, and they commit strictly in the
-order the batches were handed in (a shared turn counter), so a box's events reach the
-database in order and SQLite's single writer lock is never fought over.
+order the batches were handed in (a turn counter in shared memory), so a box's events reach
+the database in order and SQLite's single writer lock is never fought over. No lock or
+condition is shared between the processes: a process killed while holding one would leave
+the others blocked for good (``multiprocessing.Condition.notify`` even waits for a killed
+waiter to wake). A waiting worker polls the counter instead; only the worker whose turn it
+is writes it, and only the hub writes the ``closed`` flag.
 
 Each worker has its own connection to the hub database. SQLite's WAL lets processes share it
 with one writer at a time; every write transaction on any side starts with ``BEGIN
@@ -29,7 +33,6 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.synchronize import Condition
 from pathlib import Path
 from typing import Self
 
@@ -49,10 +52,10 @@ Events = list[tuple[str, str, bytes]]
 
 WORKERS = 2
 PARENT_CHECK_SECONDS = 0.5
+TURN_POLL_SECONDS = 0.0005
 TURN_TIMEOUT_SECONDS = 60.0
 """A batch that waits this long for the one before it to commit gives up (and the pool is
 replaced): the one before it was lost, which only a dead worker explains."""
-CLOSED = -1
 
 
 class TurnLost(Exception):
@@ -62,15 +65,17 @@ class TurnLost(Exception):
 _db: Database | None = None
 _vault: PiiVault | None = None
 _turn: ctypes.c_longlong | None = None
-_turns: Condition | None = None
+_closed: ctypes.c_bool | None = None
 
 
-def _start(path: str, key: bytes, parent: int, turn: ctypes.c_longlong, turns: Condition) -> None:
+def _start(
+    path: str, key: bytes, parent: int, turn: ctypes.c_longlong, closed: ctypes.c_bool
+) -> None:
     """Runs once in each worker process: open the database, then watch for the hub's death."""
-    global _db, _vault, _turn, _turns  # noqa: PLW0603 - the worker process's own state
+    global _db, _vault, _turn, _closed  # noqa: PLW0603 - the worker process's own state
     _db = open_database(Path(path), migrations, synchronous="FULL")
     _vault = PiiVault(key)
-    _turn, _turns = turn, turns
+    _turn, _closed = turn, closed
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -86,20 +91,19 @@ def _ready() -> int:
 
 def _write(ticket: int, events: Events) -> Batch:
     """Prepare ``events``, wait until every earlier ticket has committed, commit, pass on."""
-    assert _db is not None and _vault is not None and _turn is not None and _turns is not None
+    assert _db is not None and _vault is not None and _turn is not None and _closed is not None
     prepared = prepare_batch(_vault, events)
-    with _turns:
-        if not _turns.wait_for(lambda: _turn.value in (ticket, CLOSED), TURN_TIMEOUT_SECONDS):
-            raise TurnLost(f"batch {ticket} waited {TURN_TIMEOUT_SECONDS:.0f} s for its turn")
-        if _turn.value == CLOSED:
+    deadline = time.monotonic() + TURN_TIMEOUT_SECONDS
+    while _turn.value != ticket:
+        if _closed.value:
             raise TurnLost(f"batch {ticket}: the writer is closing")
+        if time.monotonic() > deadline:
+            raise TurnLost(f"batch {ticket} waited {TURN_TIMEOUT_SECONDS:.0f} s for its turn")
+        time.sleep(TURN_POLL_SECONDS)
     try:
         return commit(_db, _vault, prepared)
     finally:
-        with _turns:
-            if _turn.value == ticket:
-                _turn.value = ticket + 1
-            _turns.notify_all()
+        _turn.value = ticket + 1
 
 
 def _retrieve(done: asyncio.Future[Batch]) -> None:
@@ -120,7 +124,7 @@ class IngestWriter(AsyncResource):
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._turn: ctypes.c_longlong | None = None
-        self._turns: Condition | None = None
+        self._closed: ctypes.c_bool | None = None
         self._tickets = 0
         self._restarting = asyncio.Lock()
         self.pids: list[int] = []
@@ -128,14 +132,13 @@ class IngestWriter(AsyncResource):
     async def open(self) -> Self:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            # no lock of its own: every access is under ``_turns``
-            self._turn = context.Value("q", self._tickets, lock=False)
-            self._turns = context.Condition()
+            self._turn = context.RawValue(ctypes.c_longlong, self._tickets)
+            self._closed = context.RawValue(ctypes.c_bool, False)
             self._pool = ProcessPoolExecutor(
                 self._workers,
                 mp_context=context,
                 initializer=_start,
-                initargs=(str(self.path), self._key, os.getpid(), self._turn, self._turns),
+                initargs=(str(self.path), self._key, os.getpid(), self._turn, self._closed),
             )
             # Start them now: a worker that cannot open the database fails the hub's start-up.
             loop = asyncio.get_running_loop()
@@ -187,19 +190,9 @@ class IngestWriter(AsyncResource):
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        await asyncio.to_thread(self._release_waiters)
+        if self._closed is not None:
+            self._closed.value = True  # workers waiting for a turn stop waiting
         await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-
-    def _release_waiters(self) -> None:
-        """Workers waiting for a turn stop waiting. A worker killed while holding the lock
-        never releases it: then give up (the pool is broken, and its workers terminated)."""
-        if self._turn is None or self._turns is None or not self._turns.acquire(timeout=1.0):
-            return
-        try:
-            self._turn.value = CLOSED
-            self._turns.notify_all()
-        finally:
-            self._turns.release()
 
     async def close(self) -> None:
         await self._discard()
