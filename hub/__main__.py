@@ -1,8 +1,10 @@
-"""``xfv hub``: run the hub, check its config, add users."""
+"""``xfv hub``: run the hub, check its config, add users, back up (and ``provision-box``,
+which ``xfv.provision`` adds, since it needs the box's config model too)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import click
 
@@ -14,6 +16,7 @@ from contracts.events import EventEnvelope
 from contracts.wire import decode
 from hub.accounts import hash_password
 from hub.app import HubApp, pii_key
+from hub.backup import BackupError, backup, backups
 from hub.config import HubConfig
 from hub.errors import UserExists
 from hub.pii import PiiError, PiiVault
@@ -119,6 +122,21 @@ async def verify_all(
             records = [decode(EventEnvelope, p).chain_record() for p in payloads]
             out[name] = (len(records), verify_chain(records))
     return out
+
+
+@cli.command("backup")
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--dest", required=True, type=click.Path(file_okay=False), help="backup folder")
+@click.option("--keep", default=14, show_default=True, type=click.IntRange(1, 10_000))
+def backup_command(config_file: str, dest: str, keep: int) -> None:
+    """Copy the hub database with SQLite's online backup (the hub keeps running), check the
+    copy, and keep the newest KEEP backups in DEST."""
+    config = load_or_exit(config_file, HubConfig)
+    try:
+        path = backup(config.database, Path(dest), keep)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup written: {path} ({len(backups(Path(dest)))} kept)")
 
 
 cli.add_command(run_command(HubConfig, HubApp, "the hub"))
