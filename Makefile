@@ -1,6 +1,7 @@
 # Two commands: `make demo` runs the whole system on loopback, `make test` runs every test.
 # Both create .venv when missing. `make test` also installs the Debian packages the tests use
-# (Mosquitto, its clients, Chromium) when run as root, and stops naming them otherwise.
+# (Mosquitto, its clients, Chromium; cloud-init, systemd and udev for the box image's checks)
+# when run as root, and stops naming them otherwise.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
-SYSTEM_PACKAGES := mosquitto mosquitto-clients chromium
 
 .PHONY: demo test lint system-deps venv clean
 
@@ -46,6 +46,10 @@ system-deps:
 	[ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v mosquitto_pub >/dev/null || missing="$$missing mosquitto-clients"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v cloud-init >/dev/null || missing="$$missing cloud-init"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v udevadm >/dev/null || missing="$$missing udev"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing with apt-get:$$missing"; \

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from runtime.config import load_config
 from runtime.errors import ConfigError
 from runtime.logs import setup_logging
+from runtime.sdnotify import Notifier
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def check_config_command(model: type[BaseModel]) -> click.Command:
 
 
 class Service(Protocol):
+    ready: asyncio.Event  # set once the service serves (systemd's READY=1)
+
     async def run(self) -> None: ...
 
 
@@ -60,24 +63,50 @@ def run_command(model: type[M], service: Callable[[M], Service], what: str) -> c
     def run(config_file: str) -> None:
         config = load_or_exit(config_file, model)
         setup_logging(getattr(config, "log_level", "INFO"))
-        run_until_signal(service(config).run)
+        svc = service(config)
+        run_until_signal(svc.run, ready=svc.ready, what=what)
 
     return run
 
 
-def run_until_signal(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run ``main()`` until it returns or SIGINT/SIGTERM cancels it (then it cleans up)."""
+def run_until_signal(
+    main: Callable[[], Coroutine[Any, Any, None]],
+    ready: asyncio.Event | None = None,
+    what: str = "the service",
+) -> None:
+    """Run ``main()`` as a task until it returns or SIGINT/SIGTERM cancels it (then it cleans
+    up). Under systemd (``NOTIFY_SOCKET``): ``READY=1`` once ``ready`` is set, watchdog pings
+    from this event loop while it runs, ``STOPPING=1`` on the signal."""
+    try:
+        notifier = Notifier.from_environ()
+    except ValueError as exc:
+        click.echo(f"systemd notification: {exc}", err=True)
+        raise SystemExit(2) from None
 
     async def runner() -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        service = asyncio.create_task(main(), name=what)
+        stopping: list[signal.Signals] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            if not stopping:
+                log.info("stopping on %s", sig.name)
+                notifier.stopping(f"stopping on {sig.name}")
+            stopping.append(sig)
+            service.cancel()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
-            await main()
-        except asyncio.CancelledError:
-            log.info("stopping on signal")
+            async with (
+                notifier.watchdog(),
+                notifier.ready_when(ready, f"{what} is serving"),
+            ):
+                try:
+                    await service
+                except asyncio.CancelledError:
+                    if not stopping:
+                        raise
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import time
@@ -17,6 +18,8 @@ from runtime.config import load_config, read_secret
 from tests.support.broker import MOSQUITTO, free_port, require_mosquitto
 from xfv.cli import main
 from xfv.provision import BoxSpec, ProvisionError, mosquitto_hash, provision_box
+
+ROOT = Path(__file__).parents[1]
 
 
 def provision(tmp_path: Path, *args: str) -> dict[str, object]:
@@ -173,3 +176,18 @@ def test_the_hash_is_mosquitto_passwd_format() -> None:
     assert line.startswith("$7$101$AAAAAAAAAAAAAAAA$")
     assert line == mosquitto_hash("secret", salt=bytes(12))
     assert line != mosquitto_hash("secret")
+
+
+def test_the_bundle_fits_the_box_image(tmp_path: Path) -> None:
+    """The first-boot installer of ``firmware_config`` accepts what provision-box writes."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    provision(tmp_path, "--ca-file", str(ca))
+    spec = importlib.util.spec_from_file_location(
+        "xfv_box", ROOT / "firmware_config" / "sbin" / "xfv_box.py"
+    )
+    assert spec is not None and spec.loader is not None
+    xfv_box = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(xfv_box)
+    assert xfv_box.edge_problems(tmp_path / "bundle" / "edge.toml") == []
+    assert xfv_box.SECRET == "mqtt-password"
