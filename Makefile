@@ -50,6 +50,7 @@ system-deps:
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	command -v udevadm >/dev/null || missing="$$missing udev"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing with apt-get:$$missing"; \
