@@ -11,6 +11,7 @@ wrote. Ansible runs are slow (about half a second a task), hence the longer time
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
@@ -27,18 +28,23 @@ from tests.support.deploy import (
     ANSIBLE_DIR,
     EXAMPLE_INVENTORY,
     REPO,
+    BoxHost,
     DeploySite,
     MqttProbe,
     Pki,
     RoleMosquitto,
     connect_refused,
     make_pki,
+    make_unit_root,
     play_recap,
     require_tools,
     run_ansible,
     start_with_credentials,
     stop_process,
     tool,
+    unit_programs,
+    unit_settings,
+    verify_units,
 )
 from tests.support.procs import http_json, wait_until
 
@@ -47,6 +53,10 @@ pytestmark = pytest.mark.timeout(300)
 PLAYBOOKS = ("site.yml", "provision-box.yml", "rotate-credentials.yml")
 ROLES = ("broker", "hub", "edge")
 NOT_AUTHORIZED = "Not authorized"
+FIRMWARE = REPO / "firmware_config"
+FIRMWARE_EDGE_UNIT = FIRMWARE / "systemd/xfv-edge.service"
+FIRMWARE_UDEV_RULE = FIRMWARE / "udev/99-xfv-camera.rules"
+FIRMWARE_XFV_BOX = FIRMWARE / "sbin/xfv_box.py"
 
 
 def topic(node: str, channel: str) -> str:
@@ -491,14 +501,49 @@ def test_broker_verify_step_checks_the_served_certificate(
 # --- hub and edge roles: the programs run on what they wrote --------------------------------
 
 
+def assert_box_runs_the_image_unit(box: BoxHost, edge_toml: str, verify_root_dir: Path) -> None:
+    """The edge role installed the image's unit and camera rule as they are (the 70- rule of
+    older versions gone), with the box's files where that unit looks for them."""
+    # The box's unit and camera rule are the image's files, byte for byte, and nothing else.
+    edge_units = box.root / "etc/systemd/system"
+    assert sorted(u.name for u in edge_units.iterdir()) == ["xfv-edge.service"]
+    edge_unit = edge_units / "xfv-edge.service"
+    assert edge_unit.read_bytes() == FIRMWARE_EDGE_UNIT.read_bytes()
+    rules = box.root / "etc/udev/rules.d"
+    assert sorted(r.name for r in rules.iterdir()) == ["99-xfv-camera.rules"]
+    assert (rules / "99-xfv-camera.rules").read_bytes() == FIRMWARE_UDEV_RULE.read_bytes()
+    # The paths that unit names are where the role put the box's files (below edge_root).
+    settings = unit_settings(edge_unit)
+    for program in unit_programs(edge_unit):
+        installed = box.root / program.lstrip("/")
+        assert installed.is_file() and os.access(installed, os.X_OK), program
+    assert (box.root / "usr/local/sbin/xfv-box").read_bytes() == FIRMWARE_XFV_BOX.read_bytes()
+    assert settings["Service.ExecStart"] == [
+        "/opt/xfv/venv/bin/xfv edge run --config /etc/xfv/edge.toml"
+    ]
+    assert settings["Service.LoadCredential"] == [
+        "mqtt-password:/etc/xfv/credentials/mqtt-password"
+    ]
+    assert settings["Unit.RequiresMountsFor"] == ["/var/lib/xfv"]
+    assert f"state_dir = {json.dumps(str(box.root / 'var/lib/xfv'))}" in edge_toml
+    # systemd's own verify on the installed unit, in a root where the programs it runs are
+    # executable stand-ins (the role's venv links to this machine's xfv, outside that root).
+    verify_root = make_unit_root(verify_root_dir, [edge_unit])
+    assert verify_units(verify_root, "xfv-edge.service") == ""
+
+
 def test_hub_and_edge_roles_write_configs_units_and_credentials(
     site: DeploySite, broker: RoleMosquitto, tmp_path: Path
 ) -> None:
     require_tools("systemd-analyze", "xfv")
+    box = site.box_hosts["box-a"]
+    # A rule older versions of the role wrote: the role removes it.
+    old_rule = box.root / "etc/udev/rules.d/70-xfv-camera.rules"
+    old_rule.parent.mkdir(parents=True, exist_ok=True)
+    old_rule.write_text('SUBSYSTEM=="video4linux", SYMLINK+="xfv-camera"\n')
     site.apply("site.yml", limit="hubs,boxes")
     hub_etc = site.hub_root / "etc"
-    box = site.box_hosts["box-a"]
-    for config, kind in ((hub_etc / "hub.toml", "hub"), (box.root / "etc" / "edge.toml", "edge")):
+    for config, kind in ((hub_etc / "hub.toml", "hub"), (box.config_dir / "edge.toml", "edge")):
         proc = subprocess.run(
             [tool("xfv"), kind, "check-config", str(config)],
             capture_output=True,
@@ -512,40 +557,36 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
         assert mode(secret) == 0o600
         assert mode(secret.parent) == 0o700
 
-    edge_toml = (box.root / "etc" / "edge.toml").read_text()
+    edge_toml = (box.config_dir / "edge.toml").read_text()
     for line in ('node_id = "box-a"', 'township = "510104021"', "box_no = 1"):
         assert line in edge_toml
     assert f"port = {site.tls_port}" in edge_toml and 'password_file = "mqtt-password"' in edge_toml
 
-    units = sorted((site.hub_root / "systemd").glob("*")) + sorted((box.root / "systemd").glob("*"))
-    assert [u.name for u in units] == [
+    hub_units = sorted((site.hub_root / "systemd").glob("*"))
+    assert [u.name for u in hub_units] == [
         "xfv-hub-backup.service",
         "xfv-hub-backup.timer",
         "xfv-hub.service",
-        "xfv-edge.service",
     ]
     verify = subprocess.run(
-        [tool("systemd-analyze"), "verify", "--man=no", "--generators=no", *map(str, units)],
+        [tool("systemd-analyze"), "verify", "--man=no", "--generators=no", *map(str, hub_units)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
     hub_unit = (site.hub_root / "systemd" / "xfv-hub.service").read_text()
-    edge_unit = (box.root / "systemd" / "xfv-edge.service").read_text()
-    for unit in (hub_unit, edge_unit):
-        for line in ("Type=notify", "WatchdogSec=30", "Restart=always", "NoNewPrivileges=yes"):
-            assert f"\n{line}\n" in unit, line
+    for line in ("Type=notify", "WatchdogSec=30", "Restart=always", "NoNewPrivileges=yes"):
+        assert f"\n{line}\n" in hub_unit, line
     assert f"LoadCredential=mqtt-password:{hub_etc}/credentials/mqtt-password" in hub_unit
-    assert "DevicePolicy=closed" in edge_unit
     backup = (site.hub_root / "systemd" / "xfv-hub-backup.service").read_text()
     venv = site.hub_root / "venv"
     assert (
         f"ExecStart={venv}/bin/xfv hub backup --config {hub_etc}/hub.toml "
         f"--dest {site.hub_root}/backups --keep 14"
     ) in backup
-    rule = (box.root / "udev" / "70-xfv-camera.rules").read_text()
-    assert 'SYMLINK+="xfv-camera"' in rule and 'SUBSYSTEM=="video4linux"' in rule
+
+    assert_box_runs_the_image_unit(box, edge_toml, tmp_path / "verify-root")
 
     # The hub and the box, started on those files the way systemd would, meet on the broker.
     hub = start_with_credentials(
@@ -554,8 +595,8 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
         tmp_path / "hub.log",
     )
     edge = start_with_credentials(
-        ["edge", "run", "--config", str(box.root / "etc" / "edge.toml")],
-        box.root / "etc" / "credentials",
+        ["edge", "run", "--config", str(box.config_dir / "edge.toml")],
+        box.config_dir / "credentials",
         tmp_path / "edge.log",
     )
     health_url = f"http://127.0.0.1:{site.hub_http_port}/api/v1/health"

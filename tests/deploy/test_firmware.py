@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.deploy import make_unit_root, unit_settings, verify_units
 from tests.support.procs import XFV
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware_config"
@@ -77,27 +78,6 @@ def user_data() -> dict[str, Any]:
     return data
 
 
-def unit_settings(path: Path) -> dict[str, list[str]]:
-    """``{"Section.Key": [values...]}`` of a unit file, continuation lines joined."""
-    settings: dict[str, list[str]] = {}
-    section = ""
-    logical: list[str] = []
-    for raw in path.read_text("utf-8").splitlines():
-        if raw.endswith("\\"):
-            logical.append(raw[:-1].strip())
-            continue
-        line = " ".join([*logical, raw.strip()]).strip()
-        logical = []
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, _, value = line.partition("=")
-        settings.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
-    return settings
-
-
 def edge_example() -> dict[str, Any]:
     return tomllib.loads((FIRMWARE / "edge.example.toml").read_text("utf-8"))
 
@@ -107,42 +87,15 @@ def edge_example() -> dict[str, Any]:
 
 @pytest.fixture
 def unit_root(tmp_path: Path) -> Path:
-    """A file system root for ``systemd-analyze --root``: this machine's own system units (so
-    sysinit.target and friends resolve), our two units, and every program their Exec lines
-    name. Those programs come from the box's packages (cage) and from user-data (the venv,
-    xfv-box); here they are executable stand-ins, because verify only checks that each is an
-    executable file in the root."""
-    root = tmp_path / "root"
-    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    units = root / "etc/systemd/system"
-    units.mkdir(parents=True)
-    for unit in (EDGE_UNIT, KIOSK_UNIT):
-        shutil.copy(unit, units / unit.name)
-        for key, values in unit_settings(unit).items():
-            if key.startswith("Service.Exec"):
-                for value in values:
-                    program = root / value.lstrip("-@:+!").split()[0].lstrip("/")
-                    program.parent.mkdir(parents=True, exist_ok=True)
-                    program.write_text("#!/bin/sh\nexit 0\n")
-                    program.chmod(0o755)
-    return root
-
-
-def verify(root: Path, *units: str) -> str:
-    result = run(
-        tool("systemd-analyze"),
-        "verify",
-        f"--root={root}",
-        "--man=no",
-        *(f"/etc/systemd/system/{u}" for u in units),
-    )
-    return (result.stdout + result.stderr).strip() + ("" if result.returncode == 0 else " [rc]")
+    """A root for ``systemd-analyze --root`` with our two units and stand-ins for the programs
+    they run (``make_unit_root``)."""
+    return make_unit_root(tmp_path / "root", [EDGE_UNIT, KIOSK_UNIT])
 
 
 def test_units_pass_systemd_analyze_verify(unit_root: Path) -> None:
     # systemd-analyze exits 0 on unknown keys and bad values; it only prints them. So any
     # output at all is a failure.
-    assert verify(unit_root, "xfv-edge.service", "xfv-kiosk.service") == ""
+    assert verify_units(unit_root, "xfv-edge.service", "xfv-kiosk.service") == ""
 
 
 @pytest.mark.parametrize(
@@ -161,7 +114,7 @@ def test_verify_reports_a_broken_unit(
     text = EDGE_UNIT.read_text("utf-8")
     assert change[0] in text
     broken.write_text(text.replace(change[0], change[1], 1))
-    assert reported in verify(unit_root, "xfv-broken.service")
+    assert reported in verify_units(unit_root, "xfv-broken.service")
 
 
 def test_edge_unit_exposure_is_low(unit_root: Path) -> None:

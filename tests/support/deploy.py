@@ -345,8 +345,12 @@ class BoxHost:
     root: Path
 
     @property
+    def config_dir(self) -> Path:
+        return self.root / "etc" / "xfv"
+
+    @property
     def credential(self) -> Path:
-        return self.root / "etc" / "credentials" / "mqtt-password"
+        return self.config_dir / "credentials" / "mqtt-password"
 
 
 @dataclass
@@ -499,9 +503,10 @@ class DeploySite:
 
     @staticmethod
     def edge_role_vars(root: Path) -> dict[str, Any]:
-        """The ``edge`` role's variables for a files-only install in ``root``."""
+        """The ``edge`` role's variables for a files-only install below ``root`` (``edge_root``:
+        the paths the image's unit names, under ``root``)."""
         user, group = current_owner()
-        venv = root / "venv"
+        venv = root / "opt" / "xfv" / "venv"
         (venv / "bin").mkdir(parents=True, exist_ok=True)
         link = venv / "bin" / "xfv"
         if not link.exists():
@@ -516,11 +521,7 @@ class DeploySite:
             "edge_group": group,
             "edge_file_owner": user,
             "edge_camera_group": group,
-            "edge_venv_dir": str(venv),
-            "edge_config_dir": str(root / "etc"),
-            "edge_state_dir": str(root / "state"),
-            "edge_systemd_dir": str(root / "systemd"),
-            "edge_udev_rules_dir": str(root / "udev"),
+            "edge_root": str(root),
             "edge_camera": "synthetic",
             "edge_kiosk_port": free_port(),
             "edge_discovery_interfaces": [HOST],
@@ -630,6 +631,79 @@ class RoleMosquitto:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+# --- systemd-analyze verify on a unit that names the real paths --------------------------------
+
+
+def unit_settings(path: Path) -> dict[str, list[str]]:
+    """``{"Section.Key": [values...]}`` of a unit file, continuation lines joined."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    logical: list[str] = []
+    for raw in path.read_text("utf-8").splitlines():
+        if raw.endswith("\\"):
+            logical.append(raw[:-1].strip())
+            continue
+        line = " ".join([*logical, raw.strip()]).strip()
+        logical = []
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return settings
+
+
+def unit_programs(path: Path) -> list[str]:
+    """The absolute paths of the programs a unit's ``Exec*=`` lines run."""
+    return [
+        value.lstrip("-@:+!").split()[0]
+        for key, values in unit_settings(path).items()
+        if key.startswith("Service.Exec")
+        for value in values
+    ]
+
+
+def make_unit_root(root: Path, units: Sequence[Path]) -> Path:
+    """A file system root for ``systemd-analyze --root``: this machine's own system units (so
+    sysinit.target and friends resolve), ``units`` in /etc/systemd/system, and every program
+    their Exec lines name. Those programs come from the box's packages and its set-up (the
+    venv, xfv-box); here they are executable stand-ins, because verify only checks that each
+    is an executable file in the root."""
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    target = root / "etc/systemd/system"
+    target.mkdir(parents=True)
+    for unit in units:
+        shutil.copy(unit, target / unit.name)
+        for name in unit_programs(unit):
+            program = root / name.lstrip("/")
+            program.parent.mkdir(parents=True, exist_ok=True)
+            program.write_text("#!/bin/sh\nexit 0\n")
+            program.chmod(0o755)
+    return root
+
+
+def verify_units(root: Path, *units: str) -> str:
+    """``systemd-analyze verify --root=root`` of units in its /etc/systemd/system: the output,
+    with `` [rc]`` added when it failed. It exits 0 on unknown keys and bad values and only
+    prints them, so any output at all is a failure."""
+    result = subprocess.run(
+        [
+            tool("systemd-analyze"),
+            "verify",
+            f"--root={root}",
+            "--man=no",
+            *(f"/etc/systemd/system/{u}" for u in units),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return (result.stdout + result.stderr).strip() + ("" if result.returncode == 0 else " [rc]")
 
 
 # --- Programs run on what the roles wrote ---------------------------------------------------
