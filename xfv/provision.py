@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import shutil
 import tempfile
@@ -35,12 +34,14 @@ from contracts.topics import check_id
 from edge.config import EdgeConfig
 from runtime.config import load_config, read_secret
 from runtime.errors import ConfigError
+from runtime.files import write_durably
 
 PBKDF2_ITERATIONS = 101
 """What mosquitto_passwd 2.0 uses (it stores the count, so a broker reads any)."""
 SALT_BYTES = 12
 PASSWORD_BYTES = 24
 SECRET_FILE = "mqtt-password"
+PRIVATE = (SECRET_FILE, "broker-passwd")
 
 
 class ProvisionError(Exception):
@@ -121,7 +122,7 @@ def provision_box(spec: BoxSpec, out: Path, password: str | None = None) -> dict
     files = {"edge.toml": config, SECRET_FILE: password + "\n"}
     files["broker-passwd"] = f"{spec.node}:{mosquitto_hash(password)}\n"
     for name, text in files.items():
-        _write(out / name, text, 0o600 if name in (SECRET_FILE, "broker-passwd") else 0o644)
+        write_durably(out / name, text.encode(), 0o600 if name in PRIVATE else 0o644)
     if spec.ca_file is not None:
         shutil.copyfile(spec.ca_file, out / "ca.pem")
         (out / "ca.pem").chmod(0o644)
@@ -138,20 +139,6 @@ def _check(config: str) -> None:
             load_config(path, EdgeConfig)
         except ConfigError as exc:
             raise ProvisionError("; ".join(exc.problems)) from None
-
-
-def _write(path: Path, text: str, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.command("provision-box")

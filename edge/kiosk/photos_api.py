@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from aiohttp import web
@@ -24,6 +22,7 @@ from aiohttp import web
 from edge.kiosk.camera import Camera, CameraError
 from edge.kiosk.cases_api import guarded
 from edge.kiosk.keys import CONFIG, STORE
+from runtime.files import write_durably as durable
 from runtime.http import json_error
 
 log = logging.getLogger(__name__)
@@ -38,25 +37,8 @@ def photo_dir(app: web.Application) -> Path:
 
 
 def write_durably(directory: Path, name: str, data: bytes) -> Path:
-    """Write ``directory/name`` atomically: temp file, fsync, rename, fsync the directory."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / name
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
+    """Write ``directory/name`` atomically (see ``runtime.files.write_durably``)."""
+    return durable(directory / name, data, 0o600)
 
 
 def _camera_failed(request: web.Request, exc: CameraError) -> web.Response:
