@@ -24,6 +24,10 @@ class Role(StrEnum):
     OFFICIAL = "official"
     MONITOR = "monitor"
     TRAINER = "trainer"
+    PETITION_OFFICE = "petition_office"
+    """信访部门: routes, accepts, merges and archives cases; answers reviews."""
+    UNIT = "unit"
+    """A responsible unit's (责任单位) case handler: accepts, handles and replies."""
     BOX = "box"
     """A township box itself (blob uploads); never a person's account."""
 
@@ -34,6 +38,8 @@ class Role(StrEnum):
             "official": "接访领导",
             "monitor": "督查",
             "trainer": "培训讲师",
+            "petition_office": "信访部门",
+            "unit": "责任单位",
             "box": "接访终端",
         }[self.value]
 

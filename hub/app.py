@@ -25,6 +25,9 @@ from hub.ingest.writer import IngestWriter
 from hub.live import Broadcaster
 from hub.pii import PiiVault
 from hub.store.db import EdgeRow, HubStore
+from hub.workflow.engine import Rules
+from hub.workflow.policy import load_policies
+from hub.workflow.service import run_workflow
 from runtime.config import local_secret, read_secret
 from runtime.http import serve
 
@@ -78,6 +81,9 @@ class HubApp:
         Gauge("xfv_hub_edges", "boxes known", registry=self.registry).set_function(
             lambda: float(len(self._online))
         )
+        self.rules = Rules(
+            load_policies(config.workflow.policies_file), tuple(config.workflow.reply_elements)
+        )
         self.ready = asyncio.Event()
 
     def _box_config(self, node: str, township: str) -> dict[str, str]:
@@ -106,6 +112,7 @@ class HubApp:
                 vault=self.vault,
                 throttle=LoginThrottle(config.auth.max_login_failures),
                 version=self.version,
+                rules=self.rules,
             )
             self.http_port = await stack.enter_async_context(
                 serve(
@@ -122,4 +129,5 @@ class HubApp:
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(verify_photos_forever(self.store, self.blobs))
+                tg.create_task(run_workflow(self.store, self.rules, config.workflow))
                 await self.ingest.run()

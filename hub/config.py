@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from contracts.access import Role
 from contracts.errors import ContractError
 from contracts.topics import check_id
 from runtime.config import DiscoveryConfig, HttpConfig, LogLevel, MqttConfig, Section
@@ -52,6 +53,46 @@ class SyncConfig(Section):
     )
 
 
+REPLY_ELEMENTS = (
+    "受理告知",
+    "办理情况",
+    "处理意见",
+    "答复意见书",
+    "送达时间",
+    "信访人签字",
+    "经办人签字",
+)
+
+
+class WebhookConfig(Section):
+    url: str = Field(description="where reminders are POSTed as JSON (an SMS gateway's hook)")
+    timeout: float = Field(default=10.0, gt=0, le=120, description="seconds per attempt")
+    token_file: str | None = Field(
+        default=None, description="bearer token for the hook (file or credential name)"
+    )
+
+
+class WorkflowConfig(Section):
+    policies_file: Path | None = Field(
+        default=None, description="deadline policies (TOML); unset: the shipped policies"
+    )
+    reply_elements: list[str] = Field(
+        default_factory=lambda: list(REPLY_ELEMENTS),
+        min_length=1,
+        description="what a reply must contain to be accepted (otherwise 发回重办)",
+    )
+    accusation_roles: list[Role] = Field(
+        default_factory=lambda: [Role.PETITION_OFFICE, Role.OFFICIAL],
+        description="roles that may see 检举控告 (accusation) cases at all",
+    )
+    scan_interval: float = Field(
+        default=60.0, gt=0, le=3600, description="seconds between deadline scans"
+    )
+    webhook: WebhookConfig | None = Field(
+        default=None, description="send reminders to this webhook too (unset: console only)"
+    )
+
+
 class HubConfig(Section):
     hub_id: str = Field(description="this hub's id, e.g. the city code 'hub-5101'")
     state_dir: Path = Field(description="writable data directory (SQLite, keys)")
@@ -70,6 +111,9 @@ class HubConfig(Section):
     auth: AuthConfig = Field(default_factory=AuthConfig, description="logins and tokens")
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="zeroconf")
     sync: SyncConfig = Field(default_factory=SyncConfig, description="event ingest")
+    workflow: WorkflowConfig = Field(
+        default_factory=WorkflowConfig, description="case workflow: deadlines, reminders"
+    )
     announce: AnnounceConfig = Field(
         default_factory=AnnounceConfig, description="what the zeroconf announcement tells boxes"
     )

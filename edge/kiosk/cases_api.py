@@ -1,7 +1,10 @@
 """The kiosk's local JSON API for cases.
 
-``POST /api/v1/cases`` registers a case: 201 ``{case_no, query_code, registered_at}`` once the
-case and its outbox event are durably committed, or 422 ``{errors: {field: {code, message}}}``.
+``POST /api/v1/cases`` registers a case: 201 ``{case_no, query_code, registered_at,
+possible_duplicates, duplicates_notice}`` once the case and its outbox event are durably
+committed, or 422 ``{errors: {field: {code, message}}}``. ``possible_duplicates`` lists the
+same ID number's other cases on this box in the last 180 days, newest first;
+``duplicates_notice`` says so for the clerk ("此人近期已登记 N 件…", with English), or is null.
 It is open to the box's own screen (loopback); from the LAN it needs the clerk's token
 (``POST /api/v1/login`` with the clerk password). Every read of stored cases needs the token.
 """
@@ -18,6 +21,7 @@ from aiohttp import web
 from contracts.access import Audience, Role, bearer_token, mint_token, verify_token
 from contracts.cases import validate_case_form
 from contracts.errors import InvalidToken
+from edge.kiosk.duplicates import earlier_cases, notice
 from edge.kiosk.keys import CLERK_PASSWORD, CONFIG, KEY, LINK, STORE
 from runtime.http import json_error
 
@@ -120,6 +124,8 @@ async def register(request: web.Request) -> web.Response:
         )
     link.sender.notify()
     link.photos.notify()
+    number, case_no = form.id_number, receipt.case_no
+    earlier = await request.app[STORE].run(lambda db: earlier_cases(db, number, exclude=case_no))
     log.info("%s: registered case %s (outbox seq %d)", config.node_id, receipt.case_no, receipt.seq)
     return web.json_response(
         {
@@ -127,6 +133,8 @@ async def register(request: web.Request) -> web.Response:
             "query_code": receipt.query_code,
             "registered_at": receipt.registered_at.isoformat(),
             "seq": receipt.seq,
+            "possible_duplicates": earlier,
+            "duplicates_notice": notice(earlier),
         },
         status=201,
     )

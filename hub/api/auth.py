@@ -1,7 +1,8 @@
 """Login (JSON and console form), logout, and the middleware that guards ``/api/v1``.
 
 API clients send ``Authorization: Bearer <token>`` (audience ``api``); the console sends its
-session cookie (audience ``console``, HttpOnly, SameSite=Strict), accepted for reads only.
+session cookie (audience ``console``, HttpOnly, SameSite=Strict), accepted for reads, and for
+writes only with the ``X-Xfv-Console: 1`` header.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 
 COOKIE = "xfv_session"
 PUBLIC = frozenset({"/api/v1/health", "/api/v1/login"})
+PUBLIC_PREFIX = "/api/v1/public/"
+CONSOLE_HEADER = "X-Xfv-Console"
+"""The console's own writes send this header with the session cookie: a cross-site page
+cannot add it without a CORS preflight, which the hub never grants (CSRF)."""
+"""Routes for petitioners, without an account (the case query); they limit their own callers."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -54,7 +60,11 @@ def console_claims(request: web.Request) -> Claims | None:
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
-    if not path.startswith("/api/v1/") or path in PUBLIC or path.startswith(BLOBS_PATH + "/"):
+    if (
+        not path.startswith("/api/v1/")
+        or path in PUBLIC
+        or path.startswith((PUBLIC_PREFIX, BLOBS_PATH + "/"))
+    ):
         # Blob routes check their own callers: boxes with blob tokens, officials to read.
         return await handler(request)
     header = request.headers.get("Authorization", "")
@@ -67,7 +77,9 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         except InvalidToken as exc:
             return error(401, str(exc))
         return await handler(request)
-    if request.method in ("GET", "HEAD") and (claims := console_claims(request)):
+    if (request.method in ("GET", "HEAD") or request.headers.get(CONSOLE_HEADER) == "1") and (
+        claims := console_claims(request)
+    ):
         request[CLAIMS] = claims
         return await handler(request)
     return error(

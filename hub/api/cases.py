@@ -17,11 +17,14 @@ from contracts.errors import ContractError
 from contracts.places import place_name
 from contracts.topics import check_id
 from hub.api.context import claims, client_of, ctx, error
+from hub.api.workflow import may_see, refuse
+from hub.workflow.states import State
 
 LIST_COLUMNS = (
     "case_no, node, township, registered_at, name, id_masked, category, concerned_unit, "
-    "state, photos_total, photos_verified, complete"
+    "state, photos_total, photos_verified, complete, unit_id, light, next_due, supervised_at"
 )
+LIGHTS = ("green", "yellow", "red")
 MAX_LIMIT = 200
 
 
@@ -50,8 +53,22 @@ def _filters(request: web.Request) -> tuple[str, list[Any]] | web.Response:
         where.append("category = ?")
         args.append(q["category"])
     if "state" in q:
+        if q["state"] not in {s.value for s in State}:
+            return error(400, f"state must be one of {[s.value for s in State]}")
         where.append("state = ?")
         args.append(q["state"])
+    if "light" in q:
+        if q["light"] not in LIGHTS:
+            return error(400, f"light must be one of {list(LIGHTS)}, got {q['light']!r}")
+        where.append("light = ?")
+        args.append(q["light"])
+    if q.get("supervised") == "1":
+        where.append("supervised_at IS NOT NULL")
+    if "unit_id" in q:
+        where.append("unit_id = ?")
+        args.append(q["unit_id"])
+    if claims(request).role not in ctx(request).config.workflow.accusation_roles:
+        where.append("category != 'accusation'")
     if "node" in q:
         try:
             node = check_id(q["node"])
@@ -76,6 +93,7 @@ def _page(request: web.Request) -> tuple[int, int] | web.Response:
 def _named(row: dict[str, Any]) -> dict[str, Any]:
     row["township_name"] = place_name(row["township"])
     row["complete"] = bool(row["complete"])
+    row["state_label"] = State(row["state"]).label_zh
     return row
 
 
@@ -124,10 +142,10 @@ async def get_case(request: web.Request) -> web.Response:
         return rows[0], photos, events
 
     row, photos, timeline = await c.store.run(read)
-    if row is None or not who.covers(row["township"]):
-        if row is not None:
-            await c.store.audit(who.sub, "case.denied", target=case_no, client=client_of(request))
-        return error(404, f"no case {case_no!r} in your jurisdiction")
+    if row is None:
+        return error(404, f"no case {case_no!r}")
+    if not may_see(request, row):
+        return await refuse(request, case_no)
     id_enc = row.pop("id_enc")
     row.pop("query_code_hash")
     row.pop("id_hmac")

@@ -13,6 +13,7 @@ from hub.ingest.link import HubLink
 from hub.live import Broadcaster
 from hub.pii import PiiVault
 from hub.store.db import HubStore
+from hub.workflow.engine import Rules
 from runtime.http import json_error
 
 
@@ -26,6 +27,7 @@ class HubContext:
     vault: PiiVault
     throttle: LoginThrottle
     version: str
+    rules: Rules
 
 
 CTX = web.AppKey("ctx", HubContext)

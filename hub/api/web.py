@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub.api import auth, blobs, cases, edges
+from hub.api import auth, blobs, cases, duplicates, edges, query, stats, workflow
 from hub.api.context import CTX, HubContext
 from hub.blobs.store import BlobStore
 from hub.console import pages
@@ -26,12 +26,17 @@ def create_app(
     r.add_get("/api/v1/edges/{node}", edges.get_edge)
     r.add_get("/api/v1/quarantine", edges.list_quarantine)
     cases.add_routes(app)
+    workflow.add_routes(app)
+    duplicates.add_routes(app)
+    stats.add_routes(app)
+    query.add_routes(app)
     blobs.add_routes(app, blob_store, context.key)
     r.add_get("/metrics", metrics_handler(registry))
     r.add_get("/", pages.console_page)
     r.add_get("/cases", pages.cases_page)
     r.add_get("/cases/{case_no}", pages.case_page)
     r.add_get("/quarantine", pages.quarantine_page)
+    r.add_get("/supervision", pages.supervision_page)
     r.add_get("/edges/{node}", pages.edge_page)
     r.add_get("/login", pages.login_page)
     r.add_post("/login", auth.console_login)

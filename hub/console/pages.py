@@ -12,6 +12,7 @@ from aiohttp import web
 from contracts.access import Claims
 from hub.api.auth import console_claims
 from hub.api.context import ctx
+from hub.api.workflow import visible
 
 STATIC = resources.files("hub.console").joinpath("static")
 
@@ -93,8 +94,34 @@ def signed_in_page(name: str) -> Callable[[web.Request], Awaitable[web.Response]
 
 console_page = signed_in_page("console.html")
 cases_page = signed_in_page("cases.html")
-case_page = signed_in_page("case.html")
+_case_page = signed_in_page("case.html")
+
+REFUSED_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>无权查看 · Forbidden</title><link rel="stylesheet" href="/static/console.css"></head>
+<body><main class="refused" role="alert" data-status="403"><h1>无权查看该案件</h1>
+<p>该案件不在您的管辖范围内，本次访问已记录。</p>
+<p lang="en">This case is outside your jurisdiction; the attempt has been recorded.</p>
+<p><a href="/cases">返回案件列表 · Back to cases</a></p></main></body></html>"""
+
+
+async def case_page(request: web.Request) -> web.Response:
+    """``/cases/{case_no}``: refused with 403 (and audited) outside the user's jurisdiction
+    or, for 检举控告 cases, outside the roles allowed to see them."""
+    who = signed_in(request)
+    c, case_no = ctx(request), request.match_info["case_no"]
+    row = await c.store.run(
+        lambda db: db.execute(
+            "SELECT township, category FROM cases WHERE case_no = ?", [case_no]
+        ).fetchone()
+    )
+    if row is not None and not visible(who, row[0], row[1], c.config.workflow.accusation_roles):
+        await c.store.audit(who.sub, "case.denied", target=case_no, client=request.remote or "")
+        return html_page(REFUSED_PAGE, status=403)
+    return await _case_page(request)
+
+
 quarantine_page = signed_in_page("quarantine.html")
+supervision_page = signed_in_page("supervision.html")
 
 
 EDGE_SHOWN, EDGE_REFUSED = '<body data-refused="false">', '<body data-refused="true">'
@@ -114,8 +141,9 @@ async def edge_page(request: web.Request) -> web.Response:
 
 
 STATIC_FILES = frozenset(
-    {"console.js", "console.css", "cases.js", "case.js", "i18n.js", "quarantine.js", "edge.js"}
+    entry.name for entry in STATIC.iterdir() if entry.name.endswith((".js", ".css"))
 )
+"""Every script and style sheet shipped in ``static/`` (pages are served by their routes)."""
 
 
 async def static_file(request: web.Request) -> web.Response:

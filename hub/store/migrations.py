@@ -143,3 +143,92 @@ def _lookup_indexes(db: Database) -> None:
     """Photo reads look up the cases of a blob; the box page lists one box's cases."""
     db.table("case_photos").create_index(["sha256"])
     db.table("cases").create_index(["node", "registered_at"])
+
+
+@migrations(name="0006_workflow")
+def _workflow(db: Database) -> None:
+    """The case workflow: units, the hub's transition chain, deadlines, reminders, ratings,
+    follow-ups, query attempts and links between cases. A case's ``track`` stays NULL until
+    the deadline scanner adopts it under the default policy track."""
+    for column, kind in (
+        ("track", "TEXT"),
+        ("unit_id", "TEXT"),
+        ("assignee", "TEXT"),
+        ("state_at", "TEXT"),
+        ("supervised_at", "TEXT"),
+        ("supervised_reason", "TEXT"),
+        ("merged_into", "TEXT"),
+        ("light", "TEXT"),
+        ("next_due", "TEXT"),
+    ):
+        db.execute(f"ALTER TABLE cases ADD COLUMN {column} {kind}")
+    db.execute("UPDATE cases SET state_at = registered_at")
+    db.execute("ALTER TABLE users ADD COLUMN unit_id TEXT")
+    db.table("cases").create_index(["state", "township"])
+    db.table("cases").create_index(["track"])
+    db.table("cases").create_index(["unit_id", "state"])
+    db.table("cases").create_index(["supervised_at"])
+    db.table("units").create(
+        {
+            "id": str,
+            "name_zh": str,
+            "name_en": str,
+            "jurisdiction": str,
+            "supervisor": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"name_zh", "jurisdiction", "created_at"},
+    )
+    db.execute(
+        """CREATE TABLE transitions (
+             id INTEGER PRIMARY KEY, case_no TEXT NOT NULL, action TEXT NOT NULL,
+             from_state TEXT NOT NULL, to_state TEXT NOT NULL, actor TEXT NOT NULL,
+             role TEXT NOT NULL, note TEXT NOT NULL, detail TEXT NOT NULL, ts TEXT NOT NULL,
+             prev_hash TEXT NOT NULL, hash TEXT NOT NULL UNIQUE)"""
+    )
+    db.execute("CREATE INDEX transitions_case ON transitions (case_no, id)")
+    db.execute(
+        """CREATE TABLE deadlines (
+             id INTEGER PRIMARY KEY, case_no TEXT NOT NULL, kind TEXT NOT NULL,
+             started_on TEXT NOT NULL, due TEXT NOT NULL, day_kind TEXT NOT NULL,
+             yellow_days INTEGER NOT NULL, reminders TEXT NOT NULL, estimated INTEGER NOT NULL,
+             state TEXT NOT NULL, light TEXT, ended_at TEXT,
+             extended_days INTEGER NOT NULL DEFAULT 0, extensions INTEGER NOT NULL DEFAULT 0,
+             UNIQUE (case_no, kind))"""
+    )
+    db.execute("CREATE INDEX deadlines_open ON deadlines (state, due)")
+    db.execute(
+        """CREATE TABLE notifications (
+             id INTEGER PRIMARY KEY, case_no TEXT NOT NULL, deadline_id INTEGER,
+             kind TEXT NOT NULL, recipient TEXT NOT NULL, channel TEXT NOT NULL,
+             text TEXT NOT NULL, created_at TEXT NOT NULL, sent_at TEXT, read_at TEXT,
+             attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_attempt_at TEXT,
+             UNIQUE (case_no, deadline_id, kind, recipient, channel))"""
+    )
+    db.execute("CREATE INDEX notifications_unsent ON notifications (channel, sent_at)")
+    db.execute("CREATE INDEX notifications_recipient ON notifications (recipient, read_at)")
+    db.execute(
+        """CREATE TABLE ratings (
+             case_no TEXT PRIMARY KEY, office TEXT NOT NULL, unit TEXT NOT NULL,
+             comment TEXT NOT NULL DEFAULT '', rated_at TEXT NOT NULL, client TEXT)"""
+    )
+    db.execute(
+        """CREATE TABLE followups (
+             id INTEGER PRIMARY KEY, case_no TEXT NOT NULL, kind TEXT NOT NULL,
+             reason TEXT NOT NULL, created_at TEXT NOT NULL, assignee TEXT, done_at TEXT,
+             UNIQUE (case_no, kind))"""
+    )
+    db.execute(
+        """CREATE TABLE query_attempts (
+             id INTEGER PRIMARY KEY, case_no TEXT NOT NULL, client TEXT NOT NULL,
+             ts TEXT NOT NULL, ok INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE INDEX query_attempts_case ON query_attempts (case_no, ts)")
+    db.execute("CREATE INDEX query_attempts_client ON query_attempts (client, ts)")
+    db.execute(
+        """CREATE TABLE case_links (
+             case_no TEXT NOT NULL, other TEXT NOT NULL, kind TEXT NOT NULL,
+             score REAL NOT NULL, reasons TEXT NOT NULL, created_at TEXT NOT NULL,
+             PRIMARY KEY (case_no, other, kind))"""
+    )

@@ -69,8 +69,9 @@ def test_a_photo_is_read_only_within_the_jurisdiction_of_its_case(
     assert headers["Cache-Control"] == "private, no-store"
     assert audit_rows(hub, "pii.read") == [("jinjiang", case_no, {"field": "photo", "sha256": sha})]
 
-    # Another county: refused as the case API refuses its cases, 404 like an unknown blob.
-    assert http_json(f"{hub.base}/api/v1/cases/{case_no}", qingyang)[0] == 404
+    # Another county: the case API refuses the case (403, audited); the blob route answers
+    # 404 like an unknown blob, so a photo's hash reveals nothing.
+    assert http_json(f"{hub.base}/api/v1/cases/{case_no}", qingyang)[0] == 403
     status, body, _ = download(url, qingyang)
     assert status == 404 and json.loads(body) == {"error": f"no photo {sha} in your jurisdiction"}
     unknown = hashlib.sha256(b"no such photo").hexdigest()

@@ -1,0 +1,1 @@
+"""The case workflow at the hub: states, deadlines, reminders, replies, statistics."""

@@ -1,0 +1,111 @@
+"""A case's deadlines: opened when it enters a state, closed when it enters another, and their
+traffic lights, all set-based so a scan of every open deadline stays cheap.
+
+A deadline row stays ``open`` until its case enters one of the rule's ``ends_on`` states; it
+then becomes ``met`` (on or before the due date) or ``missed``. A case that closes (不予受理,
+并案, 归档) stops its open deadlines (``stopped``). Lights are stored on each open deadline and
+the worst one, with the earliest due date, on the case (``cases.light``, ``cases.next_due``),
+so lists filter and sort on them without computing anything per row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+
+import orjson
+from sqlite_utils import Database
+
+from hub.workflow.calendar import DayKind, add_days
+from hub.workflow.policy import Track
+from hub.workflow.states import State
+
+
+@functools.lru_cache(maxsize=512)
+def before(today: dt.date, days: int, kind: str) -> str:
+    """The first due date more than ``days`` days (of ``kind``) after ``today``: a deadline
+    due before it has ``days`` or fewer days left."""
+    return add_days(today, days + 1, DayKind(kind), roll_to_working_day=False).date.isoformat()
+
+
+def open_deadlines(
+    db: Database, case_no: str, entered: State, track: Track, today: dt.date
+) -> None:
+    """Open the deadlines of ``track`` whose clock starts when a case enters ``entered`` (the
+    first time only: a deadline kind is opened once per case)."""
+    for rule in track.deadlines:
+        if entered not in rule.starts_on:
+            continue
+        due = add_days(today, rule.days, DayKind(rule.day_kind))
+        db.execute(
+            "INSERT OR IGNORE INTO deadlines (case_no, kind, started_on, due, day_kind, "
+            "yellow_days, reminders, estimated, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+            [
+                case_no,
+                rule.kind,
+                today.isoformat(),
+                due.date.isoformat(),
+                rule.day_kind,
+                track.yellow_days if rule.yellow_days is None else rule.yellow_days,
+                orjson.dumps(track.reminders if rule.reminders is None else rule.reminders),
+                int(due.estimated),
+            ],
+        )
+
+
+def close_deadlines(
+    db: Database, case_no: str, entered: State, track: Track, today: dt.date, ts: str
+) -> None:
+    """Close the open deadlines that entering ``entered`` ends (met or missed), or stop all of
+    them when ``entered`` closes the case."""
+    if entered.closed:
+        db.execute(
+            "UPDATE deadlines SET state = 'stopped', ended_at = ?, light = NULL "
+            "WHERE case_no = ? AND state = 'open'",
+            [ts, case_no],
+        )
+        return
+    ending = [rule.kind for rule in track.deadlines if entered in rule.ends_on]
+    if ending:
+        marks = ",".join("?" * len(ending))
+        db.execute(
+            "UPDATE deadlines SET state = CASE WHEN due >= ? THEN 'met' ELSE 'missed' END, "
+            "ended_at = ?, light = NULL WHERE case_no = ? AND state = 'open' "
+            f"AND kind IN ({marks})",
+            [today.isoformat(), ts, case_no, *ending],
+        )
+
+
+def refresh_lights(db: Database, today: dt.date, cases: Sequence[str] | None = None) -> None:
+    """Recompute the lights of open deadlines and the cases' worst light and next due date,
+    for ``cases`` or (``None``) every case."""
+    scope, args = "", []
+    if cases is not None:
+        scope = f" AND case_no IN ({','.join('?' * len(cases))})"
+        args = list(cases)
+    groups = db.execute(
+        "SELECT DISTINCT day_kind, yellow_days FROM deadlines WHERE state = 'open'" + scope, args
+    ).fetchall()
+    for kind, yellow in groups:
+        db.execute(
+            "UPDATE deadlines SET light = CASE WHEN due < ? THEN 'red' WHEN due < ? THEN 'yellow' "
+            "ELSE 'green' END WHERE state = 'open' AND day_kind = ? AND yellow_days = ?" + scope,
+            [today.isoformat(), before(today, yellow, kind), kind, yellow, *args],
+        )
+    case_scope = scope.replace("case_no", "c.case_no")
+    db.execute(
+        "UPDATE cases AS c SET light = d.light, next_due = d.next_due FROM ("
+        "  SELECT case_no, min(due) AS next_due, CASE max(CASE light WHEN 'red' THEN 3 "
+        "  WHEN 'yellow' THEN 2 ELSE 1 END) WHEN 3 THEN 'red' WHEN 2 THEN 'yellow' "
+        "  ELSE 'green' END AS light FROM deadlines WHERE state = 'open'" + scope + " "
+        "  GROUP BY case_no) AS d WHERE c.case_no = d.case_no",
+        args,
+    )
+    db.execute(
+        "UPDATE cases AS c SET light = NULL, next_due = NULL WHERE light IS NOT NULL"
+        + case_scope
+        + " AND NOT EXISTS (SELECT 1 FROM deadlines d WHERE d.case_no = c.case_no "
+        "AND d.state = 'open')",
+        args,
+    )

@@ -1,0 +1,165 @@
+"""The deadline scan: adopt newly ingested cases under the default track, refresh every light,
+write the reminders that fall due, and put overdue cases on the 督办 (supervision) list.
+
+Everything is set-based SQL in one transaction, so a scan of every open deadline is cheap and a
+crash part-way leaves nothing half done. A reminder is a ``notifications`` row whose UNIQUE key
+(case, deadline, kind, recipient, channel) makes it fire exactly once, however many scans and
+hub restarts pass over it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from hub.workflow.deadlines import before, open_deadlines, refresh_lights
+from hub.workflow.engine import Rules, china_today
+from hub.workflow.states import State
+from runtime.sqlite import transaction
+
+log = logging.getLogger(__name__)
+
+OFFICE_PREFIX = "office:"
+"""Recipient of a case with no assignee: the petition office of its county (``office:510104``),
+seen by every petition_office user whose jurisdiction covers that county."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    adopted: list[str]
+    """Cases taken into the workflow by this scan (their duplicates are looked for next)."""
+    reminders: int
+    supervised: int
+
+
+def adopt(db: Database, rules: Rules) -> list[str]:
+    """Give cases the ingest wrote (``track`` NULL) the default track and their first
+    deadlines, counted from their registration day; returns their numbers."""
+    track = rules.track(None)
+    rows = db.execute(
+        "SELECT case_no, registered_at FROM cases WHERE track IS NULL AND state = ?",
+        [State.REGISTERED.value],
+    ).fetchall()
+    for case_no, registered_at in rows:
+        day = china_today(dt.datetime.fromisoformat(registered_at))
+        open_deadlines(db, case_no, State.REGISTERED, track, day)
+    db.execute(
+        "UPDATE cases SET track = ?, state_at = coalesce(state_at, registered_at) "
+        "WHERE track IS NULL",
+        [track.id],
+    )
+    return [r[0] for r in rows]
+
+
+def _labels(rules: Rules) -> tuple[str, list[str]]:
+    """A SQL CASE naming each deadline kind in Chinese, and its arguments."""
+    labels: dict[str, str] = {}
+    for track in rules.policies.tracks.values():
+        for rule in track.deadlines:
+            labels.setdefault(rule.kind, rule.label_zh)
+    whens = " ".join("WHEN ? THEN ?" for _ in labels)
+    args = [v for pair in labels.items() for v in pair]
+    return f"CASE d.kind {whens} ELSE d.kind END", args
+
+
+RECIPIENTS: tuple[tuple[str, str, list[object]], ...] = (
+    ("coalesce(c.assignee, ? || substr(c.township, 1, 6))", "", [OFFICE_PREFIX]),
+    ("u.supervisor", "JOIN units u ON u.id = c.unit_id AND u.supervisor IS NOT NULL", []),
+)
+"""Who hears about a case's deadlines: its assignee (or its county's petition office) and
+its unit's supervisor: (recipient expression, join, arguments)."""
+
+
+def _notify(
+    db: Database,
+    rules: Rules,
+    channel: str,
+    kind: str,
+    text: str,
+    where: str,
+    args: list[object],
+    ts: str,
+) -> None:
+    """Insert (or ignore, when already there) one notification per matching open deadline
+    and recipient."""
+    label, label_args = _labels(rules)
+    sent = ts if channel == "console" else None
+    for recipient, join, recipient_args in RECIPIENTS:
+        db.execute(
+            "INSERT OR IGNORE INTO notifications (case_no, deadline_id, kind, recipient, "
+            f"channel, text, created_at, sent_at) SELECT d.case_no, d.id, ?, {recipient}, ?, "
+            f"'案件 ' || d.case_no || ' 的「' || {label} || '」' || {text}, ?, ? "
+            f"FROM deadlines d JOIN cases c ON c.case_no = d.case_no {join} "
+            f"WHERE d.state = 'open' AND {where}",
+            [kind, *recipient_args, channel, *label_args, ts, sent, *args],
+        )
+
+
+def remind(db: Database, rules: Rules, today: dt.date, channels: list[str], ts: str) -> int:
+    """Write the reminders due today: ``before_N`` when N or fewer days are left (only for
+    deadlines longer than N days) and ``overdue`` after the due date. Returns how many new."""
+    start = db.conn.total_changes
+    offsets = db.execute(
+        "SELECT DISTINCT d.day_kind, CAST(j.value AS INTEGER) FROM deadlines d, "
+        "json_each(d.reminders) j WHERE d.state = 'open'"
+    ).fetchall()
+    for channel in channels:
+        for kind, days in offsets:
+            _notify(
+                db,
+                rules,
+                channel,
+                f"before_{int(days)}",
+                "'期限将于 ' || d.due || ' 届满，请及时办理'",
+                "d.day_kind = ? AND d.due >= ? AND d.due < ? "
+                "AND julianday(d.due) - julianday(d.started_on) > ? "
+                "AND EXISTS (SELECT 1 FROM json_each(d.reminders) j WHERE j.value = ?)",
+                [kind, today.isoformat(), before(today, days, kind), days, days],
+                ts,
+            )
+        _notify(
+            db,
+            rules,
+            channel,
+            "overdue",
+            "'已于 ' || d.due || ' 超期，已列入督办'",
+            "d.due < ?",
+            [today.isoformat()],
+            ts,
+        )
+    return db.conn.total_changes - start
+
+
+def supervise_overdue(db: Database, today: dt.date, ts: str) -> int:
+    """Put every case with an overdue open deadline on the 督办 list (once)."""
+    cursor = db.execute(
+        "UPDATE cases SET supervised_at = ?, supervised_reason = 'overdue' "
+        "WHERE supervised_at IS NULL AND case_no IN "
+        "(SELECT case_no FROM deadlines WHERE state = 'open' AND due < ?)",
+        [ts, today.isoformat()],
+    )
+    return cursor.rowcount
+
+
+def scan(
+    db: Database, rules: Rules, now: dt.datetime, channels: list[str] | None = None
+) -> ScanResult:
+    """One full scan, in one transaction."""
+    today = china_today(now)
+    ts = now.isoformat(timespec="milliseconds")
+    with transaction(db):
+        adopted = adopt(db, rules)
+        refresh_lights(db, today)
+        reminders = remind(db, rules, today, channels or ["console"], ts)
+        supervised = supervise_overdue(db, today, ts)
+    if adopted or reminders or supervised:
+        log.info(
+            "deadline scan: %d cases adopted, %d reminders, %d newly supervised",
+            len(adopted),
+            reminders,
+            supervised,
+        )
+    return ScanResult(adopted, reminders, supervised)
