@@ -232,3 +232,11 @@ def _workflow(db: Database) -> None:
              score REAL NOT NULL, reasons TEXT NOT NULL, created_at TEXT NOT NULL,
              PRIMARY KEY (case_no, other, kind))"""
     )
+
+
+@migrations(name="0007_stats_indexes")
+def _stats_indexes(db: Database) -> None:
+    """Statistics over a period: deadlines closed in it, replies in it, ratings in it."""
+    db.execute("CREATE INDEX deadlines_ended ON deadlines (state, ended_at, due)")
+    db.execute("CREATE INDEX transitions_to_state ON transitions (to_state, ts)")
+    db.execute("CREATE INDEX ratings_rated_at ON ratings (rated_at)")

@@ -15,6 +15,7 @@ included.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ _KEY_SQL: dict[GroupBy | None, str] = {
     None: "''",
 }
 _ONE_DAY = dt.timedelta(days=1)
+_MONTH = re.compile(r"\d{4}-\d{2}")
 
 
 class StatsError(ValueError):
@@ -212,7 +214,9 @@ class Ranked:
 def month_period(month: str) -> tuple[dt.date, dt.date]:
     """The first and last day of ``YYYY-MM``; ``StatsError`` when it is not one."""
     try:
-        first = dt.datetime.strptime(month, "%Y-%m").date()
+        if not _MONTH.fullmatch(month):
+            raise ValueError(month)
+        first = dt.date(int(month[:4]), int(month[5:]), 1)
     except ValueError:
         raise StatsError(f"month must be YYYY-MM, got {month!r}") from None
     following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)

@@ -5,14 +5,14 @@ const TEXT = {
         waiting: "待上传材料", category: "类别", all: "全部", from: "起始日期", case_no: "案件编号",
         township: "乡镇（街道）", registered: "登记时间", name: "信访人", id: "身份证号",
         photos: "材料", empty: "没有符合条件的案件", prev: "上一页", next: "下一页",
-        state: "办理状态", deadline: "期限", red: "超期", yellow: "临期", green: "正常", supervision: "督办",
+        state: "办理状态", deadline: "期限", red: "超期", yellow: "临期", green: "正常", supervision: "督办", stats: "统计",
         due: "到期" },
   en: { title: "Video Reception · Cases", wall: "Box wall", quarantine: "Quarantine", logout: "Sign out", total: "cases",
         complete: "complete", waiting: "waiting for photos", category: "Category", all: "All",
         from: "From", case_no: "Case no.", township: "Township", registered: "Registered",
         name: "Petitioner", id: "ID number", photos: "Photos", empty: "No matching cases",
         prev: "Previous", next: "Next", state: "State", deadline: "Deadline", red: "Overdue",
-        yellow: "Due soon", green: "In time", supervision: "Supervision", due: "due" },
+        yellow: "Due soon", green: "In time", supervision: "Supervision", due: "due", stats: "Statistics" },
 };
 const PAGE = 50;
 let offset = 0, data = { total: 0, cases: [] };
