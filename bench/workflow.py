@@ -16,7 +16,7 @@ some stuck), with their deadline rows, reply transitions and ratings. Then:
     due reminders, supervise the overdue): the first one (which writes the backlog of
     reminders) and the steady one (median). Target <= 2 s.
 
-    python bench/workflow.py            # 200,000 cases; 200 requests per list mix, 60 stats
+    python bench/workflow.py            # 200,000 cases; 200 requests per list mix, 30 stats
     python bench/workflow.py --quick    # 20,000 cases; 50 per list mix, 20 stats; under 60 s
 
 Prints progress on stderr, a table, then one JSON line of the figures. The reply transitions
@@ -510,7 +510,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, help="how many cases (default 200,000; quick 20,000)")
     args = parser.parse_args()
     count = args.cases or (20_000 if args.quick else 200_000)
-    per_mix, stats_n = (50, 20) if args.quick else (200, 60)
+    per_mix, stats_n = (50, 20) if args.quick else (200, 30)
     now = dt.datetime.now(dt.UTC)
     today = china_today(now)
     rng = random.Random(11)

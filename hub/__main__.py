@@ -19,6 +19,7 @@ from hub.app import HubApp, pii_key
 from hub.backup import BackupError, backup, backups
 from hub.config import HubConfig
 from hub.errors import UserExists
+from hub.org_cli import seed_org
 from hub.pii import PiiError, PiiVault
 from hub.store.db import HubStore
 from runtime.cli import check_config_command, load_or_exit, run_command
@@ -141,6 +142,7 @@ def backup_command(config_file: str, dest: str, keep: int) -> None:
 
 cli.add_command(run_command(HubConfig, HubApp, "the hub"))
 cli.add_command(check_config_command(HubConfig))
+cli.add_command(seed_org)
 
 if __name__ == "__main__":
     cli()

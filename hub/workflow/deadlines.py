@@ -105,7 +105,6 @@ def refresh_lights(db: Database, today: dt.date, cases: Sequence[str] | None = N
     db.execute(
         "UPDATE cases AS c SET light = NULL, next_due = NULL WHERE light IS NOT NULL"
         + case_scope
-        + " AND NOT EXISTS (SELECT 1 FROM deadlines d WHERE d.case_no = c.case_no "
-        "AND d.state = 'open')",
+        + " AND c.case_no NOT IN (SELECT case_no FROM deadlines WHERE state = 'open')",
         args,
     )

@@ -33,13 +33,16 @@ def test_an_unknown_code_names_itself(code: str | DivisionCode) -> None:
 def test_townships_of_a_city_are_9_digit_and_sorted() -> None:
     towns = townships_of("5101")
     codes = [t.code.code for t in towns]
-    assert codes == [f"510104{n:03d}" for n in range(20, 33)]
+    assert codes[:13] == [f"510104{n:03d}" for n in range(20, 33)]
+    assert len(codes) == 43
     assert all(len(c) == 9 and c.startswith("5101") for c in codes)
     assert codes == sorted(codes)
     assert towns[1] == Place(DivisionCode("510104021"), "盐市口街道", "Yanshikou Subdistrict")
 
 
-@pytest.mark.parametrize(("prefix", "count"), [("51", 13), ("510104", 13), ("510105", 0)])
+@pytest.mark.parametrize(
+    ("prefix", "count"), [("51", 43), ("510104", 13), ("510105", 6), ("510113", 0)]
+)
 def test_townships_of_other_prefixes(prefix: str, count: int) -> None:
     assert len(townships_of(prefix)) == count
 
