@@ -11,6 +11,7 @@ import pytest
 from sqlite_utils import Database
 
 from contracts.access import Role
+from hub.config import REPLY_ELEMENTS
 from hub.pii import PiiVault
 from hub.store.migrations import migrations
 from hub.store.projection import query_code_hash
@@ -34,15 +35,6 @@ CODE = "12345678"
 TOWNSHIP = "510104021"
 UNIT_ID = "u-jj-zjj"
 UNIT_NAME = "锦江区住房和城乡建设局"
-REPLY_ELEMENTS = (
-    "受理告知",
-    "办理情况",
-    "处理意见",
-    "答复意见书",
-    "送达时间",
-    "信访人签字",
-    "经办人签字",
-)
 NOW = dt.datetime(2025, 3, 10, 2, 0, tzinfo=dt.UTC)
 OFFICE = Actor("office-wang", Role.PETITION_OFFICE, "510104")
 UNIT = Actor("unit-li", Role.UNIT, "510104", unit_id=UNIT_ID)
