@@ -170,6 +170,8 @@ def test_role_labels() -> None:
         "official": "接访领导",
         "monitor": "督查",
         "trainer": "培训讲师",
+        "petition_office": "信访部门",
+        "unit": "责任单位",
         "box": "接访终端",
     }
 
