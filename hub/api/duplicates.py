@@ -19,24 +19,18 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlite_utils import Database
 
-from contracts.access import Claims
 from contracts.cases import Category
 from contracts.places import place_name
-from hub.api.context import claims, client_of, ctx, error
+from hub.api.context import claims, ctx, error
+from hub.api.workflow import actor_of, hides_accusations, refuse
 from hub.workflow import duplicates
-from hub.workflow.engine import Actor, Step, WorkflowError, apply_step
+from hub.workflow.engine import Step, WorkflowError, apply_step
 from hub.workflow.states import Action, State
 
 MAX_LIMIT = 50
 MAX_DAYS = 730
 EXCERPT = 80
 """Characters of each suggested case's content shown beside it."""
-
-
-def _hidden(request: web.Request, who: Claims) -> tuple[str, ...]:
-    """Categories the caller may not see at all (检举控告 outside ``accusation_roles``)."""
-    allowed = ctx(request).config.workflow.accusation_roles
-    return () if who.role in allowed else (Category.ACCUSATION.value,)
 
 
 def _int_query(request: web.Request, key: str, default: int, top: int) -> int | web.Response:
@@ -48,14 +42,6 @@ def _int_query(request: web.Request, key: str, default: int, top: int) -> int | 
     if not 1 <= value <= top:
         return error(400, f"{key} must be 1-{top}, got {value}")
     return value
-
-
-async def _denied(request: web.Request, case_no: str) -> web.Response:
-    who = claims(request)
-    await ctx(request).store.audit(
-        who.sub, "case.denied", target=case_no, client=client_of(request)
-    )
-    return error(403, f"case {case_no!r} is outside your jurisdiction {who.jur}")
 
 
 def _case(db: Database, case_no: str) -> dict[str, Any] | None:
@@ -89,7 +75,7 @@ async def list_duplicates(request: web.Request) -> web.Response:
         return limit
     if isinstance(days, web.Response):
         return days
-    hidden = _hidden(request, who)
+    hidden = (Category.ACCUSATION.value,) if hides_accusations(request) else ()
 
     def read(
         db: Database,
@@ -106,7 +92,7 @@ async def list_duplicates(request: web.Request) -> web.Response:
     if case is None:
         return error(404, f"no case {case_no!r}")
     if not who.covers(case["township"]) or case["category"] in hidden:
-        return await _denied(request, case_no)
+        return await refuse(request, case_no)
     suggestions = []
     for s in found:
         extra = shown.get(s.case_no, {})
@@ -154,7 +140,7 @@ async def merge(request: web.Request) -> web.Response:
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         return error(422, "; ".join(problems))
-    rules, now = c.rules, dt.datetime.now(dt.UTC)
+    rules, now, actor = c.rules, dt.datetime.now(dt.UTC), await actor_of(request)
 
     def write(db: Database) -> tuple[str, dict[str, Any] | None]:
         case = _case(db, case_no)
@@ -165,8 +151,6 @@ async def merge(request: web.Request) -> web.Response:
         original = _case(db, step.into or "")
         if original is not None and not who.covers(original["township"]):
             return "into_denied", None
-        row = db.execute("SELECT unit_id FROM users WHERE username = ?", [who.sub]).fetchone()
-        actor = Actor(who.sub, who.role, who.jur, row[0] if row else None)
         return "ok", apply_step(db, rules, case_no, actor, step, now)
 
     try:
@@ -176,9 +160,9 @@ async def merge(request: web.Request) -> web.Response:
     if outcome == "missing":
         return error(404, f"no case {case_no!r}")
     if outcome == "denied":
-        return await _denied(request, case_no)
+        return await refuse(request, case_no)
     if outcome == "into_denied":
-        return await _denied(request, str(step.into))
+        return await refuse(request, str(step.into))
     assert transition is not None
     return web.json_response(
         {

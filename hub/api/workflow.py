@@ -19,7 +19,7 @@ from contracts.access import Claims, Role
 from contracts.places import place_name
 from hub.api.context import claims, client_of, ctx, error
 from hub.workflow.calendar import uncovered_years_seen
-from hub.workflow.engine import Actor, Step, WorkflowError, apply_step
+from hub.workflow.engine import Actor, Step, WorkflowError, apply_step, china_today
 from hub.workflow.scanner import OFFICE_PREFIX
 from hub.workflow.states import TRANSITIONS, State, allowed
 
@@ -196,7 +196,7 @@ async def supervision(request: web.Request) -> web.Response:
     count of open cases by light, in the caller's jurisdiction."""
     c, who = ctx(request), claims(request)
     hide = hides_accusations(request)
-    today = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+    today = china_today(dt.datetime.now(dt.UTC))
     cases = await c.store.run(lambda db: _supervision(db, who.jur, hide, today.isoformat()))
     lights = await c.store.run(lambda db: _lights(db, who.jur, hide))
     for row in cases:

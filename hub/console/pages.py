@@ -11,7 +11,7 @@ from aiohttp import web
 
 from contracts.access import Claims
 from hub.api.auth import console_claims
-from hub.api.context import ctx
+from hub.api.context import client_of, ctx
 from hub.api.workflow import visible
 
 STATIC = resources.files("hub.console").joinpath("static")
@@ -115,7 +115,7 @@ async def case_page(request: web.Request) -> web.Response:
         ).fetchone()
     )
     if row is not None and not visible(who, row[0], row[1], c.config.workflow.accusation_roles):
-        await c.store.audit(who.sub, "case.denied", target=case_no, client=request.remote or "")
+        await c.store.audit(who.sub, "case.denied", target=case_no, client=client_of(request))
         return html_page(REFUSED_PAGE, status=403)
     return await _case_page(request)
 

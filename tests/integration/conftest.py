@@ -1,12 +1,16 @@
-"""Fixtures of the integration tests that drive a real browser."""
+"""Fixtures of the integration tests: a real browser, a hub set up for the case workflow."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
+
+from tests.support.broker import Mosquitto
+from tests.support.procs import Hub
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -28,3 +32,25 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def workflow_hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
+    """A hub whose deadline scan runs every 0.3 s, with a county petition office ``office``,
+    a unit handler ``handler`` of unit ``jj-zjj`` (supervised by ``office``) in 510104, and an
+    official ``qy`` of the next county; each user's password is ``<name>-password``."""
+    hub = Hub(tmp_path / "hub", mosquitto, extra={"workflow": {"scan_interval": 0.3}}).start()
+    for user, role, jur in (
+        ("office", "petition_office", "510104"),
+        ("handler", "unit", "510104"),
+        ("qy", "official", "510105"),
+    ):
+        hub.add_user(user, role, jur, f"{user}-password")
+    with sqlite3.connect(hub.database) as db:
+        db.execute(
+            "INSERT INTO units (id, name_zh, name_en, jurisdiction, supervisor, created_at) "
+            "VALUES ('jj-zjj', '锦江区住建局', 'Jinjiang Housing', '510104', 'office', '')"
+        )
+        db.execute("UPDATE users SET unit_id = 'jj-zjj' WHERE username = 'handler'")
+    yield hub
+    hub.stop()

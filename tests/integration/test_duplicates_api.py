@@ -6,42 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from hub.pii import PiiVault
 from hub.store.migrations import migrations
 from runtime.sqlite import open_database
 from tests.integration.test_blob_access import audit_rows
-from tests.support.broker import Mosquitto
 from tests.support.procs import Hub, http_json, wait_until
 from tests.workflow.test_duplicates import BUILDING_AGAIN, QINGYANG, ZHANG, add
-
-DB = Path("state") / "hub.db"
-
-
-@pytest.fixture
-def dup_hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
-    """A hub whose deadline scan runs every 0.3 s, so seeded cases get deadlines at once."""
-    hub = Hub(tmp_path / "hub", mosquitto, extra={"workflow": {"scan_interval": 0.3}}).start()
-    for user, role, jur in (
-        ("office", "petition_office", "510104"),
-        ("handler", "unit", "510104"),
-        ("qy", "official", "510105"),
-    ):
-        hub.add_user(user, role, jur, f"{user}-password")
-    yield hub
-    hub.stop()
 
 
 def seed(hub: Hub) -> None:
     """Three cases of one petitioner: the original, a repeat of it, and one in another county."""
-    key = bytes.fromhex((hub.dir / "state" / "pii.key").read_text().strip())
+    key = hub.pii_key()
     vault, now = PiiVault(key), dt.datetime.now(dt.UTC)
-    db = open_database(hub.dir / DB, migrations)
+    db = open_database(hub.database, migrations)
     try:
         add(db, "ORIGINAL", days=-3, start=now, vault=vault)
         add(db, "REPEAT", content=BUILDING_AGAIN, days=-1, start=now, vault=vault)
@@ -50,20 +28,15 @@ def seed(hub: Hub) -> None:
         db.close()
 
 
-def query(hub: Hub, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(hub.dir / DB) as db:
-        return db.execute(sql, args).fetchall()
-
-
-def test_suggestions_and_merge_over_the_api(dup_hub: Hub) -> None:
-    hub = dup_hub
+def test_suggestions_and_merge_over_the_api(workflow_hub: Hub) -> None:
+    hub = workflow_hub
     seed(hub)
     office = hub.login("office", "office-password")
     handler = hub.login("handler", "handler-password")
     qy = hub.login("qy", "qy-password")
     wait_until(
         "cases adopted with deadlines",
-        lambda: query(hub, "SELECT count(*) FROM deadlines WHERE case_no = 'ORIGINAL'")[0][0] > 0,
+        lambda: hub.query("SELECT count(*) FROM deadlines WHERE case_no = 'ORIGINAL'")[0][0] > 0,
     )
     url = f"{hub.base}/api/v1/cases/REPEAT"
 
@@ -107,22 +80,22 @@ def test_suggestions_and_merge_over_the_api(dup_hub: Hub) -> None:
     assert status == 403, body
     status, body = http_json(url + "/merge", office, body={"note": "no into"})
     assert status == 422 and body["field"] == "into", body
-    assert query(hub, "SELECT state FROM cases WHERE case_no = 'REPEAT'") == [("registered",)]
+    assert hub.query("SELECT state FROM cases WHERE case_no = 'REPEAT'") == [("registered",)]
 
     deadlines = "SELECT * FROM deadlines WHERE case_no = 'ORIGINAL' ORDER BY id"
-    before = query(hub, deadlines)
+    before = hub.query(deadlines)
     status, body = http_json(url + "/merge", office, body={"into": "ORIGINAL", "note": "重复件"})
     assert status == 200, body
     assert body["state"] == "merged" and body["merged_into"] == "ORIGINAL"
-    assert query(hub, "SELECT state, merged_into FROM cases WHERE case_no = 'REPEAT'") == [
+    assert hub.query("SELECT state, merged_into FROM cases WHERE case_no = 'REPEAT'") == [
         ("merged", "ORIGINAL")
     ]
-    assert set(query(hub, "SELECT case_no, other FROM case_links WHERE kind = 'merged'")) == {
+    assert set(hub.query("SELECT case_no, other FROM case_links WHERE kind = 'merged'")) == {
         ("REPEAT", "ORIGINAL"),
         ("ORIGINAL", "REPEAT"),
     }
-    assert query(hub, deadlines) == before
-    assert query(hub, "SELECT actor, action FROM transitions WHERE case_no = 'REPEAT'") == [
+    assert hub.query(deadlines) == before
+    assert hub.query("SELECT actor, action FROM transitions WHERE case_no = 'REPEAT'") == [
         ("office", "merge")
     ]
     status, body = http_json(f"{hub.base}/api/v1/cases/ORIGINAL/duplicates", office)

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, expect
 
 from hub.config import REPLY_ELEMENTS
@@ -18,48 +15,19 @@ from hub.store.migrations import migrations
 from hub.workflow.seed import generate, insert_cases
 from runtime.sqlite import open_database
 from tests.integration.test_blob_access import audit_rows
-from tests.support.broker import Mosquitto
 from tests.support.procs import Hub, http_json, wait_until
 
 TOWNSHIP = "510104021"
 
 
-@pytest.fixture
-def workflow_hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
-    hub = Hub(tmp_path / "hub", mosquitto, extra={"workflow": {"scan_interval": 0.3}}).start()
-    for user, role, jur in (
-        ("office", "petition_office", "510104"),
-        ("handler", "unit", "510104"),
-        ("qy", "official", "510105"),
-    ):
-        hub.add_user(user, role, jur, f"{user}-password")
-    with sqlite3.connect(db_path(hub)) as db:
-        db.execute(
-            "INSERT INTO units (id, name_zh, name_en, jurisdiction, supervisor, created_at) "
-            "VALUES ('jj-zjj', '锦江区住建局', 'Jinjiang Housing', '510104', 'office', '')"
-        )
-        db.execute("UPDATE users SET unit_id = 'jj-zjj' WHERE username = 'handler'")
-    yield hub
-    hub.stop()
-
-
-def db_path(hub: Hub) -> Path:
-    return hub.dir / "state" / "hub.db"
-
-
 def seed(hub: Hub, count: int) -> list[str]:
-    key = bytes.fromhex((hub.dir / "state" / "pii.key").read_text().strip())
-    db = open_database(db_path(hub), migrations)
+    key = hub.pii_key()
+    db = open_database(hub.database, migrations)
     now = dt.datetime.now(dt.UTC)
     insert_cases(db, generate(PiiVault(key), [TOWNSHIP], count, start=now, days=1))
     numbers = [r[0] for r in db.execute("SELECT case_no FROM cases ORDER BY case_no")]
     db.close()
     return numbers
-
-
-def query(hub: Hub, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db_path(hub)) as db:
-        return db.execute(sql, args).fetchall()
 
 
 def post_step(hub: Hub, token: str, case_no: str, **body: object) -> tuple[int, dict[str, object]]:
@@ -76,7 +44,7 @@ def test_steps_over_the_api_with_roles_and_the_cross_county_refusal(
         hub.login("handler", "handler-password"),
     )
     qy = hub.login("qy", "qy-password")
-    wait_until("case adopted", lambda: query(hub, "SELECT light FROM cases")[0][0] == "green")
+    wait_until("case adopted", lambda: hub.query("SELECT light FROM cases")[0][0] == "green")
 
     status, body = post_step(hub, handler, case_no, action="route", unit_id="jj-zjj")
     assert status == 403 and "may not 'route'" in str(body["error"])
@@ -101,7 +69,7 @@ def test_steps_over_the_api_with_roles_and_the_cross_county_refusal(
         "accept": "met",
         "handle": "met",
     }
-    kinds = [r[0] for r in query(hub, "SELECT kind FROM case_timeline WHERE case_no = ?", case_no)]
+    kinds = [r[0] for r in hub.query("SELECT kind FROM case_timeline WHERE case_no = ?", case_no)]
     assert "reply_returned" in kinds
 
     # Another county: 403 from every route and the console page, each attempt audited.
@@ -126,16 +94,16 @@ def test_steps_over_the_api_with_roles_and_the_cross_county_refusal(
 def test_reminders_fire_once_across_hub_restarts(workflow_hub: Hub) -> None:
     hub = workflow_hub
     case_no = seed(hub, 1)[0]
-    wait_until("case adopted", lambda: query(hub, "SELECT count(*) FROM deadlines")[0][0] == 1)
+    wait_until("case adopted", lambda: hub.query("SELECT count(*) FROM deadlines")[0][0] == 1)
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8) + dt.timedelta(days=2)).date()
-    with sqlite3.connect(db_path(hub)) as db:
+    with sqlite3.connect(hub.database) as db:
         db.execute(  # a 15-day deadline with 2 days left: the 3-day reminder is due
             "UPDATE deadlines SET due = ?, started_on = ? WHERE case_no = ?",
             [soon.isoformat(), (soon - dt.timedelta(days=15)).isoformat(), case_no],
         )
 
     def reminders() -> list[tuple[object, ...]]:
-        return query(hub, "SELECT kind, recipient FROM notifications ORDER BY kind")
+        return hub.query("SELECT kind, recipient FROM notifications ORDER BY kind")
 
     wait_until("reminder written", lambda: len(reminders()) == 1)
     assert reminders() == [("before_3", "office:510104")]
@@ -147,9 +115,9 @@ def test_reminders_fire_once_across_hub_restarts(workflow_hub: Hub) -> None:
         assert hub.process is not None
         hub.process.kill()
         hub.restart()
-        with sqlite3.connect(db_path(hub)) as db:  # the next scan sets it again
+        with sqlite3.connect(hub.database) as db:  # the next scan sets it again
             db.execute("UPDATE cases SET light = NULL")
-        wait_until("a scan after restart", lambda: query(hub, "SELECT light FROM cases")[0][0])
+        wait_until("a scan after restart", lambda: hub.query("SELECT light FROM cases")[0][0])
     assert reminders() == [("before_3", "office:510104")]
     status, listing = http_json(f"{hub.base}/api/v1/cases?light=yellow", office)
     assert status == 200 and [c["case_no"] for c in listing["cases"]] == [case_no]
@@ -160,12 +128,12 @@ def test_the_supervision_wall_and_the_case_list_show_the_lights(
 ) -> None:
     hub = workflow_hub
     late, fine = seed(hub, 2)
-    wait_until("cases adopted", lambda: query(hub, "SELECT count(*) FROM deadlines")[0][0] == 2)
-    with sqlite3.connect(db_path(hub)) as db:
+    wait_until("cases adopted", lambda: hub.query("SELECT count(*) FROM deadlines")[0][0] == 2)
+    with sqlite3.connect(hub.database) as db:
         db.execute("UPDATE deadlines SET due = '2026-01-05' WHERE case_no = ?", [late])
     wait_until(
         "the late case supervised",
-        lambda: query(hub, "SELECT supervised_reason FROM cases WHERE case_no = ?", late)[0][0],
+        lambda: hub.query("SELECT supervised_reason FROM cases WHERE case_no = ?", late)[0][0],
     )
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(hub.base + "/login")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -229,6 +230,19 @@ class Hub:
     def stop(self) -> None:
         if self.process:
             self.process.stop()
+
+    @property
+    def database(self) -> Path:
+        return self.dir / "state" / "hub.db"
+
+    def query(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` read from the running hub's database (WAL: a reader never blocks it)."""
+        with sqlite3.connect(self.database) as db:
+            return db.execute(sql, args).fetchall()
+
+    def pii_key(self) -> bytes:
+        """The personal-data key the hub made on first start (to seal seeded cases with)."""
+        return bytes.fromhex((self.dir / "state" / "pii.key").read_text().strip())
 
 
 def edge_config(
