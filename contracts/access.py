@@ -62,6 +62,12 @@ class Claims(BaseModel):
     exp: int
     iss: str = ISSUER
     sid: str | None = Field(default=None, description="session scope, for signaling tokens")
+    unit: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the responsible unit (责任单位) a ``unit`` holder works for; such a holder "
+        "sees and acts on that unit's cases only",
+    )
 
     @field_validator("jur")
     @classmethod
@@ -93,6 +99,7 @@ def mint_token(
     ttl: dt.timedelta,
     now: dt.datetime | None = None,
     session: str | None = None,
+    unit: str | None = None,
 ) -> str:
     """Sign a token for ``sub`` valid for ``ttl``."""
     issued = now or dt.datetime.now(dt.UTC)
@@ -102,6 +109,7 @@ def mint_token(
         jur=jurisdiction,
         aud=audience,
         sid=session,
+        unit=unit,
         iat=int(issued.timestamp()),
         exp=int((issued + ttl).timestamp()),
     )

@@ -18,7 +18,7 @@ from hub.accounts import hash_password
 from hub.app import HubApp, pii_key
 from hub.backup import BackupError, backup, backups
 from hub.config import HubConfig
-from hub.errors import UserExists
+from hub.errors import UnitProblem, UserExists
 from hub.org_cli import seed_org
 from hub.pii import PiiError, PiiVault
 from hub.store.db import HubStore
@@ -43,6 +43,12 @@ def cli() -> None:
 )
 @click.option("--display-name", default="", help="name shown in the console")
 @click.option(
+    "--unit",
+    "unit_id",
+    default=None,
+    help="the responsible unit (责任单位) the user works for; required for role unit",
+)
+@click.option(
     "--password",
     prompt=True,
     hide_input=True,
@@ -56,6 +62,7 @@ def add_user(
     role: str,
     jurisdiction: str,
     display_name: str,
+    unit_id: str | None,
     password: str,
     replace: bool,
 ) -> None:
@@ -71,14 +78,24 @@ def add_user(
     async def add() -> None:
         async with HubStore(config.database) as store:
             await store.add_user(
-                username, hash_password(password), Role(role), jur, display_name, replace=replace
+                username,
+                hash_password(password),
+                Role(role),
+                jur,
+                display_name,
+                replace=replace,
+                unit_id=unit_id,
             )
-            await store.audit("cli", "user.add", target=username, role=role, jurisdiction=jur)
+            await store.audit(
+                "cli", "user.add", target=username, role=role, jurisdiction=jur, unit=unit_id
+            )
 
     try:
         asyncio.run(add())
     except UserExists as exc:
         raise click.ClickException(f"{exc}; pass --replace to overwrite") from None
+    except UnitProblem as exc:
+        raise click.BadParameter(str(exc), param_hint="--unit") from None
     click.echo(f"user {username!r} ({role}, jurisdiction {jur}) saved")
 
 

@@ -11,5 +11,10 @@ class UserExists(HubError):
     """``add-user`` was asked to create a username that is taken."""
 
 
+class UnitProblem(HubError):
+    """A user's responsible unit is missing (role ``unit``), unknown, or outside the user's
+    jurisdiction."""
+
+
 class UnknownUser(HubError):
     """A username that is not in the hub's user table."""

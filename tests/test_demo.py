@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.support.procs import XFV, http_json, wait_until
 
 EDGES = 3
+CASES = 80
 
 
 def test_demo_brings_boxes_online_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -27,6 +28,8 @@ def test_demo_brings_boxes_online_and_stops_cleanly_on_sigint(tmp_path: Path) ->
             str(state),
             "--admin-password",
             "demo-password",
+            "--cases",
+            str(CASES),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -52,6 +55,21 @@ def test_demo_brings_boxes_online_and_stops_cleanly_on_sigint(tmp_path: Path) ->
         for edge in info["edges"]:
             status, health = http_json(edge["kiosk_url"] + "api/v1/health")
             assert status == 200 and health["node"] == edge["node"]
+        # the org's users, with the demo password, and cases with a workflow history
+        assert {"cd_official", "jj_office", "jj_zjj"} <= {u["username"] for u in info["users"]}
+        status, leader = http_json(
+            info["api_url"] + "/login",
+            body={"username": "cd_official", "password": "demo-password"},
+        )
+        assert status == 200
+        lights = wait_until(
+            "lights on the supervision wall",
+            lambda: _lit(http_json(info["api_url"] + "/supervision", leader["token"])[1]),
+            timeout=30,
+        )
+        assert sum(lights.values()) >= CASES // 2 and lights["red"] > 0
+        status, body = http_json(info["api_url"] + "/cases?state=replied&limit=1", leader["token"])
+        assert status == 200 and body["total"] > 0
         status, health = http_json(info["signaling_url"] + "/health")
         assert status == 200 and health["status"] == "ok"
 
@@ -67,6 +85,11 @@ def test_demo_brings_boxes_online_and_stops_cleanly_on_sigint(tmp_path: Path) ->
     assert took < 5.0, f"demo took {took:.1f}s to stop"
     assert "demo stopped" in out
     assert "Traceback" not in out, out
+
+
+def _lit(supervision: dict) -> dict | None:
+    lights = supervision["lights"]
+    return lights if sum(lights.values()) else None
 
 
 def _read(path: Path) -> dict | None:

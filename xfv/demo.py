@@ -7,13 +7,16 @@ no network. ``DIR/demo.json`` tells scripts where everything is.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import secrets
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlite_utils import Database
 
 from contracts.access import Role
 from contracts.places import place_name, townships_of
@@ -22,10 +25,15 @@ from edge.config import EdgeConfig, TelemetryConfig
 from hub.accounts import hash_password
 from hub.app import HubApp
 from hub.config import HubConfig
+from hub.org import UserRow, apply_org, load_units, load_users
 from hub.store.db import HubStore
+from hub.workflow.history import walk
+from hub.workflow.scanner import adopt
+from hub.workflow.seed import generate, insert_cases
 from runtime.cli import run_until_signal
 from runtime.config import DiscoveryConfig, HttpConfig, MqttConfig
 from runtime.logs import setup_logging
+from runtime.sqlite import transaction
 from signaling.config import SignalingConfig
 from signaling.server import SignalingServer
 from xfv.broker import EmbeddedBroker
@@ -36,6 +44,8 @@ CITY = "5101"  # 成都市, Sichuan
 HUB_ID = "hub-5101"
 ADMIN = "admin"
 LOOPBACK = "127.0.0.1"
+HISTORY_DAYS = 120
+"""Demo cases are registered over this many days before now."""
 
 
 def edge_configs(n: int, state_dir: Path, broker: EmbeddedBroker) -> list[EdgeConfig]:
@@ -79,7 +89,46 @@ async def wait_online(hub: HubApp, n: int, within: float = 30.0) -> int:
         await asyncio.sleep(0.2)
 
 
-async def run_demo(edges: int, http_port: int, state_dir: Path, admin_password: str | None) -> None:
+async def prepare_hub(hub: HubApp, password: str, cases: int) -> list[UserRow]:
+    """The admin, the shipped units and users (every one with ``password``) and, on a fresh
+    database, ``cases`` generated cases with a workflow history; returns the users."""
+    units = load_units()
+    users = load_users(None, units)
+    everyone = {u.username for u in users}
+    async with HubStore(hub.config.database) as store:
+        await store.add_user(
+            ADMIN, hash_password(password), Role.ADMIN, CITY, "演示管理员", replace=True
+        )
+        await store.run(lambda db: apply_org(db, units, users, lambda _: password, reset=everyone))
+        fresh = await store.run(lambda db: not db.execute("SELECT 1 FROM cases").fetchone())
+        if not (fresh and cases):
+            return users
+        now = dt.datetime.now(dt.UTC)
+        towns = [t.code.code for t in townships_of(CITY)]
+        shown: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            tenth = done * 10 // total
+            if not shown or tenth > shown[-1]:
+                shown.append(tenth)
+                click.echo(f"  演示案件办理过程 demo case history: {done}/{total}")
+
+        def build(db: Database) -> Counter[str]:
+            start = now - dt.timedelta(days=HISTORY_DAYS)
+            insert_cases(db, generate(hub.vault, towns, cases, start=start, days=HISTORY_DAYS))
+            with transaction(db):
+                adopt(db, hub.rules)
+            return walk(db, hub.rules, units, users, now, progress=progress)
+
+        click.echo(f"  生成演示案件 demo cases: {cases}")
+        taken = await store.run(build)
+        click.echo("  " + ", ".join(f"{k} {v}" for k, v in sorted(taken.items())))
+    return users
+
+
+async def run_demo(
+    edges: int, http_port: int, state_dir: Path, admin_password: str | None, cases: int
+) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     password = admin_password or secrets.token_urlsafe(9)
     click.echo(f"xinfang-video demo: starting broker, hub, signaling and {edges} boxes…")
@@ -98,11 +147,8 @@ async def run_demo(edges: int, http_port: int, state_dir: Path, admin_password: 
             ),
             discovery=DiscoveryConfig(interfaces=[LOOPBACK]),
         )
-        async with HubStore(hub_config.database) as store:
-            await store.add_user(
-                ADMIN, hash_password(password), Role.ADMIN, CITY, "演示管理员", replace=True
-            )
         hub = HubApp(hub_config)
+        users = await prepare_hub(hub, password, cases)
         signaling = SignalingServer(SignalingConfig(http=HttpConfig(host=LOOPBACK, port=0)))
         boxes = [EdgeApp(c) for c in edge_configs(edges, state_dir, broker)]
         async with asyncio.TaskGroup() as tg:
@@ -114,7 +160,7 @@ async def run_demo(edges: int, http_port: int, state_dir: Path, admin_password: 
                 tg.create_task(box.run(), name=box.config.node_id)
             for box in boxes:
                 await box.ready.wait()
-            info = describe(hub, signaling, broker, boxes, password)
+            info = describe(hub, signaling, broker, boxes, password, users)
             (state_dir / "demo.json").write_text(json.dumps(info, ensure_ascii=False, indent=2))
             online = await wait_online(hub, edges)
             announce(info, state_dir, online)
@@ -126,12 +172,24 @@ def describe(
     broker: EmbeddedBroker,
     boxes: list[EdgeApp],
     password: str,
+    users: list[UserRow],
 ) -> dict[str, Any]:
     base = f"http://{LOOPBACK}:{hub.http_port}"
     return {
         "console_url": base + "/",
         "api_url": base + "/api/v1",
         "admin": {"username": ADMIN, "password": password},
+        "users": [
+            {
+                "username": u.username,
+                "role": u.role.value,
+                "jurisdiction": u.jurisdiction,
+                "unit_id": u.unit_id,
+                "display_name": u.display_name,
+            }
+            for u in users
+        ],
+        "users_password": password,
         "broker": {"host": broker.host, "port": broker.port},
         "signaling_url": f"http://{LOOPBACK}:{signaling.port}",
         "hub_id": hub.config.hub_id,
@@ -147,12 +205,17 @@ def describe(
     }
 
 
+SHOWN_USERS = ("cd_official", "jj_office", "jj_zjj", "cd_monitor")
+"""Users the banner names (city leader, county petition office, a unit, a monitor)."""
+
+
 def announce(info: dict[str, Any], state_dir: Path, online: int) -> None:
     lines = [
         "",
         "视频接访演示系统已启动 · xinfang-video demo is running",
         f"  控制台 console : {info['console_url']}",
         f"  管理员 admin   : {info['admin']['username']} / {info['admin']['password']}",
+        f"  演示用户 users  : {', '.join(SHOWN_USERS)} … (密码同上 same password)",
         f"  API            : {info['api_url']}",
         f"  MQTT broker    : {info['broker']['host']}:{info['broker']['port']}",
         f"  signaling      : {info['signaling_url']}/health",
@@ -182,7 +245,18 @@ def announce(info: dict[str, Any], state_dir: Path, online: int) -> None:
     type=click.Path(file_okay=False),
     help="where the demo keeps its databases",
 )
-@click.option("--admin-password", default=None, help="admin password (default: random, printed)")
+@click.option(
+    "--admin-password",
+    default=None,
+    help="password of the admin and of every demo user (default: random, printed)",
+)
+@click.option(
+    "--cases",
+    default=300,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="generated cases with a workflow history, on a fresh state dir",
+)
 @click.option(
     "--log-level",
     default="WARNING",
@@ -190,9 +264,14 @@ def announce(info: dict[str, Any], state_dir: Path, online: int) -> None:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
 )
 def demo(
-    edges: int, http_port: int, state_dir: str, admin_password: str | None, log_level: str
+    edges: int,
+    http_port: int,
+    state_dir: str,
+    admin_password: str | None,
+    cases: int,
+    log_level: str,
 ) -> None:
     """Run broker, hub, signaling and N simulated boxes on loopback until Ctrl-C."""
     setup_logging(log_level)
-    run_until_signal(lambda: run_demo(edges, http_port, Path(state_dir), admin_password))
+    run_until_signal(lambda: run_demo(edges, http_port, Path(state_dir), admin_password, cases))
     click.echo("demo stopped")

@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 COOKIE = "xfv_session"
 PUBLIC = frozenset({"/api/v1/health", "/api/v1/login"})
 PUBLIC_PREFIX = "/api/v1/public/"
+"""Routes for petitioners, without an account (the case query); they limit their own callers."""
 CONSOLE_HEADER = "X-Xfv-Console"
 """The console's own writes send this header with the session cookie: a cross-site page
 cannot add it without a CORS preflight, which the hub never grants (CSRF)."""
-"""Routes for petitioners, without an account (the case query); they limit their own callers."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -43,6 +43,7 @@ def issue(c: HubContext, user: User, audience: Audience) -> tuple[str, dt.dateti
         audience=audience,
         ttl=ttl,
         now=now,
+        unit=user.unit_id,
     )
     return token, now + ttl
 

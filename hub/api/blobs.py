@@ -18,6 +18,7 @@ from contracts.access import Audience, Claims, Role, bearer_token, mint_token, v
 from contracts.errors import InvalidToken
 from hub.api.auth import console_claims
 from hub.api.context import CLAIMS, claims, client_of, ctx, error
+from hub.api.workflow import may_see
 from hub.blobs.routes import blob_routes
 from hub.blobs.store import BlobStore
 
@@ -64,7 +65,8 @@ def reader_claims(key: bytes, request: web.Request) -> Claims | None:
 
 class CaseReads:
     """Who may download a blob (``GET /api/v1/blobs/{sha256}``): a user whose jurisdiction
-    holds at least one case with that blob among its photos (``Claims.covers``).
+    holds at least one case with that blob among its photos that they may see
+    (:func:`hub.api.workflow.visible`: jurisdiction, unit, accusation roles).
 
     Anyone else gets 404 ``no photo <sha256> in your jurisdiction``, the same answer whether
     or not the blob exists or any case uses it, as ``GET /api/v1/cases/{case_no}`` answers 404
@@ -87,7 +89,7 @@ class CaseReads:
     async def admit(self, request: web.Request, sha256: str) -> web.Response | None:
         who, store = claims(request), ctx(request).store
         cases = await store.photo_cases(sha256)
-        mine = [case for case, township in cases if who.covers(township)]
+        mine = [case["case_no"] for case in cases if may_see(request, case)]
         if mine:
             request[_PHOTO_CASE] = mine[0]
             return None

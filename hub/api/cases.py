@@ -17,7 +17,7 @@ from contracts.errors import ContractError
 from contracts.places import place_name
 from contracts.topics import check_id
 from hub.api.context import claims, client_of, ctx, error
-from hub.api.workflow import may_see, refuse
+from hub.api.workflow import case_scope, may_see, refuse
 from hub.workflow.states import State
 
 LIST_COLUMNS = (
@@ -30,7 +30,7 @@ MAX_LIMIT = 200
 
 def _filters(request: web.Request) -> tuple[str, list[Any]] | web.Response:
     q = request.query
-    where, args = ["township LIKE ? || '%'"], [claims(request).jur]
+    where, args = case_scope(request)
     for key in ("township", "county"):
         if key in q:
             try:
@@ -67,8 +67,6 @@ def _filters(request: web.Request) -> tuple[str, list[Any]] | web.Response:
     if "unit_id" in q:
         where.append("unit_id = ?")
         args.append(q["unit_id"])
-    if claims(request).role not in ctx(request).config.workflow.accusation_roles:
-        where.append("category != 'accusation'")
     if "node" in q:
         try:
             node = check_id(q["node"])

@@ -19,10 +19,11 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlite_utils import Database
 
+from contracts.access import Claims, Role
 from contracts.cases import Category
 from contracts.places import place_name
 from hub.api.context import claims, ctx, error
-from hub.api.workflow import actor_of, hides_accusations, refuse
+from hub.api.workflow import actor_of, hides_accusations, refuse, visible
 from hub.workflow import duplicates
 from hub.workflow.engine import Step, WorkflowError, apply_step
 from hub.workflow.states import Action, State
@@ -47,11 +48,16 @@ def _int_query(request: web.Request, key: str, default: int, top: int) -> int | 
 def _case(db: Database, case_no: str) -> dict[str, Any] | None:
     rows = list(
         db.query(
-            "SELECT case_no, township, category, state, merged_into FROM cases WHERE case_no = ?",
+            "SELECT case_no, township, category, unit_id, state, merged_into FROM cases "
+            "WHERE case_no = ?",
             [case_no],
         )
     )
     return rows[0] if rows else None
+
+
+def _sees(who: Claims, case: dict[str, Any], roles: list[Role]) -> bool:
+    return visible(who, case["township"], case["category"], case["unit_id"], roles)
 
 
 def _shown(db: Database, case_nos: list[str]) -> dict[str, dict[str, Any]]:
@@ -76,12 +82,15 @@ async def list_duplicates(request: web.Request) -> web.Response:
     if isinstance(days, web.Response):
         return days
     hidden = (Category.ACCUSATION.value,) if hides_accusations(request) else ()
+    roles = ctx(request).config.workflow.accusation_roles
 
     def read(
         db: Database,
     ) -> tuple[dict[str, Any] | None, list[duplicates.Suggestion], dict[str, dict[str, Any]]]:
         case = _case(db, case_no)
-        if case is None or not who.covers(case["township"]) or case["category"] in hidden:
+        # a unit's handler sees their own cases only, so no suggestions (merging is the
+        # petition office's step)
+        if case is None or who.role is Role.UNIT or not _sees(who, case, roles):
             return case, [], {}
         found = duplicates.suggest(
             db, case_no, limit=limit, days=days, within=who.jur, hidden_categories=hidden
@@ -91,7 +100,7 @@ async def list_duplicates(request: web.Request) -> web.Response:
     case, found, shown = await ctx(request).store.run(read)
     if case is None:
         return error(404, f"no case {case_no!r}")
-    if not who.covers(case["township"]) or case["category"] in hidden:
+    if not _sees(who, case, roles):
         return await refuse(request, case_no)
     suggestions = []
     for s in found:
@@ -140,16 +149,17 @@ async def merge(request: web.Request) -> web.Response:
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         return error(422, "; ".join(problems))
-    rules, now, actor = c.rules, dt.datetime.now(dt.UTC), await actor_of(request)
+    rules, now, actor = c.rules, dt.datetime.now(dt.UTC), actor_of(request)
+    roles = c.config.workflow.accusation_roles
 
     def write(db: Database) -> tuple[str, dict[str, Any] | None]:
         case = _case(db, case_no)
         if case is None:
             return "missing", None
-        if not who.covers(case["township"]):
+        if not _sees(who, case, roles):
             return "denied", None
         original = _case(db, step.into or "")
-        if original is not None and not who.covers(original["township"]):
+        if original is not None and not _sees(who, original, roles):
             return "into_denied", None
         return "ok", apply_step(db, rules, case_no, actor, step, now)
 

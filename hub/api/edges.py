@@ -77,6 +77,7 @@ async def me(request: web.Request) -> web.Response:
             "role_name": cl.role.label_zh,
             "jurisdiction": cl.jur,
             "jurisdiction_name": place_name(cl.jur),
+            "unit_id": cl.unit,
         }
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from sqlite_utils import Database
 
-from contracts.access import Claims, Role
+from contracts.access import Role
 from contracts.divisions import parse_division
 from contracts.errors import ContractError
 from hub.api.context import claims, client_of, ctx, error
@@ -63,18 +63,6 @@ def _scope(request: web.Request) -> str | web.Response:
     return code
 
 
-async def _unit_of(request: web.Request, who: Claims) -> str | None:
-    """A unit account's own unit (``users.unit_id``): its statistics are its own unit's."""
-    if who.role is not Role.UNIT:
-        return None
-
-    def read(db: Database) -> str | None:
-        row = db.execute("SELECT unit_id FROM users WHERE username = ?", [who.sub]).fetchone()
-        return row[0] if row else None
-
-    return await ctx(request).store.run(read)
-
-
 async def get_stats(request: web.Request) -> web.Response:
     """``?from=&to=`` (China dates, default: this month so far), ``&group_by=unit|township|
     county|city``, ``&unit_id=``, ``&division=`` (a part of the caller's jurisdiction)."""
@@ -98,11 +86,11 @@ async def get_stats(request: web.Request) -> web.Response:
     unit_id = q.get("unit_id") or None
     if unit_id is not None and len(unit_id) > 64:
         return error(400, "unit_id is at most 64 characters", field="unit_id")
-    own = await _unit_of(request, claims(request))
-    if own is not None:
-        if unit_id not in (None, own):
-            return error(403, f"a unit account sees only its own unit {own!r}")
-        unit_id = own
+    who = claims(request)
+    if who.role is Role.UNIT:
+        if who.unit is None or unit_id not in (None, who.unit):
+            return error(403, f"a unit account sees only its own unit's, {who.unit!r}")
+        unit_id = who.unit
     grouping: GroupBy | None = group_by
 
     def read(db: Database) -> dict[str, Any]:

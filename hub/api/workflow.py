@@ -26,15 +26,40 @@ from hub.workflow.states import TRANSITIONS, State, allowed
 ACCUSATION = "accusation"
 
 
-def visible(who: Claims, township: str, category: str, accusation_roles: list[Role]) -> bool:
-    """Whether ``who`` may see a case at all: in jurisdiction and, for 检举控告 (accusation)
-    cases, in one of the roles configured to see them."""
-    return who.covers(township) and (category != ACCUSATION or who.role in accusation_roles)
+def visible(
+    who: Claims, township: str, category: str, unit_id: str | None, accusation_roles: list[Role]
+) -> bool:
+    """Whether ``who`` may see a case at all: in jurisdiction; for a responsible unit's
+    handler, routed to their unit; for 检举控告 (accusation) cases, in one of the roles
+    configured to see them."""
+    return (
+        who.covers(township)
+        and (who.role is not Role.UNIT or (who.unit is not None and unit_id == who.unit))
+        and (category != ACCUSATION or who.role in accusation_roles)
+    )
 
 
 def may_see(request: web.Request, row: dict[str, Any]) -> bool:
     roles = ctx(request).config.workflow.accusation_roles
-    return visible(claims(request), row["township"], row["category"], roles)
+    return visible(claims(request), row["township"], row["category"], row["unit_id"], roles)
+
+
+Scope = tuple[list[str], list[Any]]
+"""SQL conditions to join with AND, and their arguments."""
+
+
+def case_scope(request: web.Request, alias: str = "") -> Scope:
+    """SQL conditions (and their arguments) on ``cases`` (as ``alias``) that keep exactly the
+    rows :func:`visible` lets the caller see."""
+    who = claims(request)
+    where: list[str] = [f"{alias}township LIKE ? || '%'"]
+    args: list[Any] = [who.jur]
+    if who.role is Role.UNIT:
+        where.append(f"{alias}unit_id = ?")  # NULL for a unit user without a unit: no rows
+        args.append(who.unit)
+    if hides_accusations(request):
+        where.append(f"{alias}category != '{ACCUSATION}'")
+    return where, args
 
 
 async def refuse(request: web.Request, case_no: str) -> web.Response:
@@ -45,12 +70,9 @@ async def refuse(request: web.Request, case_no: str) -> web.Response:
     return error(403, f"case {case_no!r} is outside your jurisdiction or role")
 
 
-async def actor_of(request: web.Request) -> Actor:
+def actor_of(request: web.Request) -> Actor:
     who = claims(request)
-    unit = await ctx(request).store.run(
-        lambda db: db.execute("SELECT unit_id FROM users WHERE username = ?", [who.sub]).fetchone()
-    )
-    return Actor(who.sub, who.role, who.jur, unit[0] if unit else None)
+    return Actor(who.sub, who.role, who.jur, who.unit)
 
 
 def _case_head(db: Database, case_no: str) -> dict[str, Any] | None:
@@ -79,7 +101,7 @@ async def take_step(request: web.Request) -> web.Response:
         return error(404, f"no case {case_no!r}")
     if not may_see(request, head):
         return await refuse(request, case_no)
-    actor = await actor_of(request)
+    actor = actor_of(request)
     now = dt.datetime.now(dt.UTC)
     try:
         row = await c.store.run(lambda db: apply_step(db, c.rules, case_no, actor, step, now))
@@ -162,28 +184,27 @@ async def case_workflow(request: web.Request) -> web.Response:
     )
 
 
-def _supervision(
-    db: Database, jur: str, hide_accusations: bool, today: str
-) -> list[dict[str, Any]]:
-    where = "township LIKE ? || '%' AND supervised_at IS NOT NULL"
-    if hide_accusations:
-        where += " AND category != 'accusation'"
+def _supervision(db: Database, scope: Scope, today: str) -> list[dict[str, Any]]:
+    where, args = scope
     return list(
         db.query(
             "SELECT case_no, township, category, state, unit_id, assignee, light, next_due, "
             "supervised_at, supervised_reason, CAST(julianday(?) - julianday(next_due) AS "
-            f"INTEGER) AS overdue_days FROM cases WHERE {where} "
+            f"INTEGER) AS overdue_days FROM cases WHERE {' AND '.join(where)} "
+            "AND supervised_at IS NOT NULL "
             "ORDER BY next_due IS NULL, next_due, case_no LIMIT 500",
-            [today, jur],
+            [today, *args],
         )
     )
 
 
-def _lights(db: Database, jur: str, hide_accusations: bool) -> dict[str, int]:
-    where = "township LIKE ? || '%' AND light IS NOT NULL"
-    if hide_accusations:
-        where += " AND category != 'accusation'"
-    rows = db.execute(f"SELECT light, count(*) FROM cases WHERE {where} GROUP BY light", [jur])
+def _lights(db: Database, scope: Scope) -> dict[str, int]:
+    where, args = scope
+    rows = db.execute(
+        f"SELECT light, count(*) FROM cases WHERE {' AND '.join(where)} AND light IS NOT NULL "
+        "GROUP BY light",
+        args,
+    )
     return {"green": 0, "yellow": 0, "red": 0} | dict(rows.fetchall())
 
 
@@ -194,11 +215,10 @@ def hides_accusations(request: web.Request) -> bool:
 async def supervision(request: web.Request) -> web.Response:
     """``GET /api/v1/supervision``: the 督办 list (overdue or supervised open cases) and the
     count of open cases by light, in the caller's jurisdiction."""
-    c, who = ctx(request), claims(request)
-    hide = hides_accusations(request)
+    c, scope = ctx(request), case_scope(request)
     today = china_today(dt.datetime.now(dt.UTC))
-    cases = await c.store.run(lambda db: _supervision(db, who.jur, hide, today.isoformat()))
-    lights = await c.store.run(lambda db: _lights(db, who.jur, hide))
+    cases = await c.store.run(lambda db: _supervision(db, scope, today.isoformat()))
+    lights = await c.store.run(lambda db: _lights(db, scope))
     for row in cases:
         row["township_name"] = place_name(row["township"])
         row["state_label"] = State(row["state"]).label_zh

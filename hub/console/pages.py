@@ -111,10 +111,11 @@ async def case_page(request: web.Request) -> web.Response:
     c, case_no = ctx(request), request.match_info["case_no"]
     row = await c.store.run(
         lambda db: db.execute(
-            "SELECT township, category FROM cases WHERE case_no = ?", [case_no]
+            "SELECT township, category, unit_id FROM cases WHERE case_no = ?", [case_no]
         ).fetchone()
     )
-    if row is not None and not visible(who, row[0], row[1], c.config.workflow.accusation_roles):
+    roles = c.config.workflow.accusation_roles
+    if row is not None and not visible(who, row[0], row[1], row[2], roles):
         await c.store.audit(who.sub, "case.denied", target=case_no, client=client_of(request))
         return html_page(REFUSED_PAGE, status=403)
     return await _case_page(request)
@@ -122,6 +123,7 @@ async def case_page(request: web.Request) -> web.Response:
 
 quarantine_page = signed_in_page("quarantine.html")
 supervision_page = signed_in_page("supervision.html")
+inbox_page = signed_in_page("inbox.html")
 
 
 EDGE_SHOWN, EDGE_REFUSED = '<body data-refused="false">', '<body data-refused="true">'

@@ -13,7 +13,7 @@ from sqlite_utils import Database
 from contracts.access import Role
 from contracts.presence import Birth, Death
 from contracts.telemetry import Telemetry
-from hub.errors import UserExists
+from hub.errors import UnitProblem, UserExists
 from hub.pii import PiiVault
 from hub.store.events import overdue_gaps, payloads, quarantine
 from hub.store.migrations import migrations
@@ -26,6 +26,22 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+def _check_unit(db: Database, role: Role, jurisdiction: str, unit_id: str | None) -> None:
+    """A ``unit`` user needs a unit; any unit named must exist and serve a division inside
+    the user's jurisdiction (or the jurisdiction itself)."""
+    if unit_id is None:
+        if role is Role.UNIT:
+            raise UnitProblem("a user of role 'unit' needs the unit it works for (--unit)")
+        return
+    row = db.execute("SELECT jurisdiction FROM units WHERE id = ?", [unit_id]).fetchone()
+    if row is None:
+        raise UnitProblem(f"no unit {unit_id!r}; load units with `xfv hub seed-org`")
+    if not str(row[0]).startswith(jurisdiction):
+        raise UnitProblem(
+            f"unit {unit_id!r} serves {row[0]}, outside the user's jurisdiction {jurisdiction}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     username: str
@@ -34,6 +50,8 @@ class User:
     jurisdiction: str
     display_name: str
     disabled: bool
+    unit_id: str | None = None
+    """The responsible unit (责任单位) of a ``unit`` user."""
 
 
 EDGE_SELECT = (
@@ -157,12 +175,14 @@ class HubStore(Store):
         display_name: str = "",
         *,
         replace: bool = False,
+        unit_id: str | None = None,
     ) -> None:
         def write(db: Database) -> None:
             with transaction(db):
                 exists = bool(list(db.query("SELECT 1 FROM users WHERE username=?", [username])))
                 if exists and not replace:
                     raise UserExists(f"user {username!r} already exists")
+                _check_unit(db, role, jurisdiction, unit_id)
                 db.table("users").upsert(
                     {
                         "username": username,
@@ -172,6 +192,7 @@ class HubStore(Store):
                         "display_name": display_name or username,
                         "created_at": now_iso(),
                         "disabled": 0,
+                        "unit_id": unit_id,
                     },
                     pk="username",
                 )
@@ -191,6 +212,7 @@ class HubStore(Store):
                 r["jurisdiction"],
                 r["display_name"],
                 bool(r["disabled"]),
+                r["unit_id"],
             )
 
         return await self.run(read)
@@ -280,15 +302,18 @@ class HubStore(Store):
 
     # -- case photos ----------------------------------------------------------------------
 
-    async def photo_cases(self, sha256: str) -> list[tuple[str, str]]:
-        """``(case_no, township)`` of every case with blob ``sha256`` among its photos."""
+    async def photo_cases(self, sha256: str) -> list[dict[str, Any]]:
+        """``case_no``, ``township``, ``category`` and ``unit_id`` of every case with blob
+        ``sha256`` among its photos."""
 
-        def read(db: Database) -> list[tuple[str, str]]:
-            rows = db.execute(
-                "SELECT c.case_no, c.township FROM case_photos p "
-                "JOIN cases c ON c.case_no = p.case_no WHERE p.sha256 = ? ORDER BY c.case_no",
-                [sha256],
+        def read(db: Database) -> list[dict[str, Any]]:
+            return list(
+                db.query(
+                    "SELECT c.case_no, c.township, c.category, c.unit_id FROM case_photos p "
+                    "JOIN cases c ON c.case_no = p.case_no WHERE p.sha256 = ? "
+                    "ORDER BY c.case_no",
+                    [sha256],
+                )
             )
-            return [(str(case_no), str(township)) for case_no, township in rows]
 
         return await self.run(read)

@@ -40,17 +40,16 @@ def workflow_hub(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Hub]:
     a unit handler ``handler`` of unit ``jj-zjj`` (supervised by ``office``) in 510104, and an
     official ``qy`` of the next county; each user's password is ``<name>-password``."""
     hub = Hub(tmp_path / "hub", mosquitto, extra={"workflow": {"scan_interval": 0.3}}).start()
-    for user, role, jur in (
-        ("office", "petition_office", "510104"),
-        ("handler", "unit", "510104"),
-        ("qy", "official", "510105"),
-    ):
-        hub.add_user(user, role, jur, f"{user}-password")
     with sqlite3.connect(hub.database) as db:
         db.execute(
             "INSERT INTO units (id, name_zh, name_en, jurisdiction, supervisor, created_at) "
             "VALUES ('jj-zjj', '锦江区住建局', 'Jinjiang Housing', '510104', 'office', '')"
         )
-        db.execute("UPDATE users SET unit_id = 'jj-zjj' WHERE username = 'handler'")
+    for user, role, jur, unit in (
+        ("office", "petition_office", "510104", None),
+        ("handler", "unit", "510104", "jj-zjj"),
+        ("qy", "official", "510105", None),
+    ):
+        hub.add_user(user, role, jur, f"{user}-password", unit=unit)
     yield hub
     hub.stop()

@@ -15,7 +15,7 @@ from hub.store.migrations import migrations
 from hub.workflow import query
 from runtime.sqlite import open_database
 from tests.support.procs import Hub, http_json
-from tests.workflow.test_query import CODE, UNIT_NAME, add_cases, reply, rules
+from tests.workflow.test_query import CODE, UNIT_ID, UNIT_NAME, add_cases, reply, rules
 
 WRONG = "31415926"
 REFUSED = "案件编号或查询码不对，请对照回执再试一次。"
@@ -137,7 +137,7 @@ def test_the_rating_api_takes_one_rating_after_a_reply_and_tells_the_handler(hub
     assert (status, body["reason"]) == (409, "already_rated")
 
     # the handler sees the follow-up in the console inbox
-    hub.add_user("unit-li", "unit", "510104", "unit-password")
+    hub.add_user("unit-li", "unit", "510104", "unit-password", unit=UNIT_ID)
     status, inbox = http_json(hub.base + "/api/v1/inbox", hub.login("unit-li", "unit-password"))
     assert status == 200
     unhappy = [n for n in inbox["notifications"] if n["kind"] == "dissatisfied"]

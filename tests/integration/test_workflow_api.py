@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import subprocess
 
 from playwright.sync_api import Browser, expect
 
@@ -15,7 +16,7 @@ from hub.store.migrations import migrations
 from hub.workflow.seed import generate, insert_cases
 from runtime.sqlite import open_database
 from tests.integration.test_blob_access import audit_rows
-from tests.support.procs import Hub, http_json, wait_until
+from tests.support.procs import XFV, Hub, http_json, wait_until
 
 TOWNSHIP = "510104021"
 
@@ -46,8 +47,6 @@ def test_steps_over_the_api_with_roles_and_the_cross_county_refusal(
     qy = hub.login("qy", "qy-password")
     wait_until("case adopted", lambda: hub.query("SELECT light FROM cases")[0][0] == "green")
 
-    status, body = post_step(hub, handler, case_no, action="route", unit_id="jj-zjj")
-    assert status == 403 and "may not 'route'" in str(body["error"])
     status, body = post_step(hub, office, case_no, action="fly")
     assert status == 422 and body["field"] == "action"
     status, body = post_step(hub, office, case_no, action="route", unit_id="jj-zjj")
@@ -60,6 +59,8 @@ def test_steps_over_the_api_with_roles_and_the_cross_county_refusal(
     assert "发回重办" in str(body["error"])
     full = {e: "有" for e in REPLY_ELEMENTS}
     assert post_step(hub, handler, case_no, action="reply", elements=full)[0] == 200
+    status, body = post_step(hub, handler, case_no, action="return", note="重办")
+    assert status == 403 and "may not 'return'" in str(body["error"])
 
     status, flow = http_json(f"{hub.base}/api/v1/cases/{case_no}/workflow", office)
     assert status == 200 and flow["state"] == "replied" and flow["state_label"] == "答复"
@@ -156,3 +157,61 @@ def test_the_supervision_wall_and_the_case_list_show_the_lights(
     page.select_option("#light", "red")
     expect(page.locator("tbody#rows tr")).to_have_count(1)
     page.close()
+
+
+def test_a_units_handler_sees_and_acts_on_its_units_cases_only(workflow_hub: Hub) -> None:
+    hub = workflow_hub
+    mine, other = seed(hub, 2)
+    office, handler = (
+        hub.login("office", "office-password"),
+        hub.login("handler", "handler-password"),
+    )
+    wait_until(
+        "cases adopted",
+        lambda: hub.query("SELECT count(*) FROM cases WHERE light IS NOT NULL")[0][0] == 2,
+    )
+    assert http_json(f"{hub.base}/api/v1/me", handler)[1]["unit_id"] == "jj-zjj"
+    assert http_json(f"{hub.base}/api/v1/cases?limit=10", handler)[1]["total"] == 0
+    assert post_step(hub, handler, mine, action="accept")[0] == 403  # not yet routed to it
+
+    assert post_step(hub, office, mine, action="route", unit_id="jj-zjj")[0] == 200
+    listed = http_json(f"{hub.base}/api/v1/cases?limit=10", handler)[1]
+    assert [c["case_no"] for c in listed["cases"]] == [mine]
+    assert http_json(f"{hub.base}/api/v1/cases/{mine}", handler)[0] == 200
+    assert http_json(f"{hub.base}/api/v1/cases/{other}", handler)[0] == 403
+    assert http_json(f"{hub.base}/api/v1/cases/{other}/workflow", handler)[0] == 403
+    assert post_step(hub, handler, other, action="accept")[0] == 403
+    assert sum(http_json(f"{hub.base}/api/v1/supervision", handler)[1]["lights"].values()) == 1
+    assert sum(http_json(f"{hub.base}/api/v1/supervision", office)[1]["lights"].values()) == 2
+    assert http_json(f"{hub.base}/api/v1/stats?unit_id=other-unit", handler)[0] == 403
+    assert post_step(hub, handler, mine, action="accept")[0] == 200
+    denied = [target for _, target, _ in audit_rows(hub, "case.denied")]
+    assert denied == [mine, other, other, other]
+
+
+def test_add_user_refuses_a_unit_user_without_a_known_unit(workflow_hub: Hub) -> None:
+    hub = workflow_hub
+    for extra, says in (([], "needs the unit"), (["--unit", "nowhere"], "no unit 'nowhere'")):
+        run = subprocess.run(
+            [
+                XFV,
+                "hub",
+                "add-user",
+                "--config",
+                str(hub.config_path),
+                "--username",
+                "li",
+                "--role",
+                "unit",
+                "--jurisdiction",
+                "510104",
+                "--password",
+                "li-password",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 2 and says in run.stderr, run.stderr
+    assert hub.query("SELECT count(*) FROM users WHERE username = 'li'")[0][0] == 0

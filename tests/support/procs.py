@@ -171,7 +171,10 @@ class Hub:
             },
         )
 
-    def add_user(self, username: str, role: str, jurisdiction: str, password: str) -> None:
+    def add_user(
+        self, username: str, role: str, jurisdiction: str, password: str, unit: str | None = None
+    ) -> None:
+        """``xfv hub add-user``; a ``unit`` user needs its ``unit`` in the units table."""
         subprocess.run(
             [
                 XFV,
@@ -187,6 +190,7 @@ class Hub:
                 jurisdiction,
                 "--password",
                 password,
+                *(["--unit", unit] if unit else []),
             ],
             check=True,
             capture_output=True,
