@@ -49,6 +49,8 @@ from sqlite_utils import Database
 
 from contracts.cases import Category
 from contracts.places import place_name, shipped_places
+from hub.api.cases import LIST_COLUMNS
+from hub.api.workflow import prefix_range
 from hub.app import pii_key
 from hub.config import HubConfig
 from hub.org import UnitRow, apply_org, load_units, load_users
@@ -412,8 +414,8 @@ def list_mixes(n: int, today: dt.date, townships: list[str], rng: random.Random)
 
 def raw_list(conn: sqlite3.Connection, jur: str, f: dict[str, str]) -> tuple[float, int]:
     """The list route's SQL (``hub/api/cases.py``: count, then the first page of 50)."""
-    where = ["township LIKE ? || '%'", "township LIKE ? || '%'"]
-    args: list[Any] = [jur, f["county"]]
+    where = ["township >= ? AND township < ?"] * 2
+    args: list[Any] = [*prefix_range(jur), *prefix_range(f["county"])]
     where += ["registered_at >= ?", "registered_at < ?", "category = ?", "state = ?"]
     args += [f["date_from"], f["date_to"], f["category"], f["state"]]
     if "light" in f:
@@ -423,9 +425,7 @@ def raw_list(conn: sqlite3.Connection, jur: str, f: dict[str, str]) -> tuple[flo
     t = time.perf_counter()
     total = conn.execute(f"SELECT count(*) FROM cases WHERE {sql}", args).fetchone()[0]
     conn.execute(
-        "SELECT case_no, node, township, registered_at, name, id_masked, category, "
-        "concerned_unit, state, photos_total, photos_verified, complete, unit_id, light, "
-        f"next_due, supervised_at FROM cases WHERE {sql} "
+        f"SELECT {LIST_COLUMNS} FROM cases WHERE {sql} "
         "ORDER BY registered_at DESC, case_no LIMIT 50 OFFSET 0",
         args,
     ).fetchall()

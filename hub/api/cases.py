@@ -17,7 +17,7 @@ from contracts.errors import ContractError
 from contracts.places import place_name
 from contracts.topics import check_id
 from hub.api.context import claims, client_of, ctx, error
-from hub.api.workflow import case_scope, may_see, refuse
+from hub.api.workflow import case_scope, may_see, prefix_range, refuse
 from hub.workflow.states import State
 
 LIST_COLUMNS = (
@@ -37,8 +37,8 @@ def _filters(request: web.Request) -> tuple[str, list[Any]] | web.Response:
                 code = parse_division(q[key]).code
             except ContractError as exc:
                 return error(400, f"{key}: {exc}")
-            where.append("township LIKE ? || '%'")
-            args.append(code)
+            where.append("township >= ? AND township < ?")
+            args.extend(prefix_range(code))
     for key, op in (("date_from", ">="), ("date_to", "<")):
         if key in q:
             try:

@@ -37,6 +37,7 @@ def create_app(
     r.add_get("/cases/{case_no}", pages.case_page)
     r.add_get("/quarantine", pages.quarantine_page)
     r.add_get("/supervision", pages.supervision_page)
+    r.add_get("/inbox", pages.inbox_page)
     r.add_get("/edges/{node}", pages.edge_page)
     r.add_get("/login", pages.login_page)
     r.add_post("/login", auth.console_login)

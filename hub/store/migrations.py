@@ -240,3 +240,30 @@ def _stats_indexes(db: Database) -> None:
     db.execute("CREATE INDEX deadlines_ended ON deadlines (state, ended_at, due)")
     db.execute("CREATE INDEX transitions_to_state ON transitions (to_state, ts)")
     db.execute("CREATE INDEX ratings_rated_at ON ratings (rated_at)")
+
+
+@migrations(name="0008_scan_marks")
+def _scan_marks(db: Database) -> None:
+    """What the deadline scan has already said about each deadline, so a steady scan reads
+    only what is new; and the index of the filtered case list."""
+    db.execute("ALTER TABLE deadlines ADD COLUMN reminded_days INTEGER")
+    db.execute("ALTER TABLE deadlines ADD COLUMN overdue_noted INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE deadlines SET overdue_noted = 1 WHERE id IN "
+        "(SELECT deadline_id FROM notifications WHERE kind = 'overdue')"
+    )
+    db.execute(
+        "UPDATE deadlines SET reminded_days = (SELECT min(CAST(substr(n.kind, 8) AS INTEGER)) "
+        "FROM notifications n WHERE n.deadline_id = deadlines.id AND n.kind LIKE 'before_%') "
+        "WHERE id IN (SELECT deadline_id FROM notifications WHERE kind LIKE 'before_%')"
+    )
+    db.execute(
+        "CREATE INDEX deadlines_overdue_pending ON deadlines (due) "
+        "WHERE state = 'open' AND overdue_noted = 0"
+    )
+    db.execute("CREATE INDEX cases_lit ON cases (case_no) WHERE light IS NOT NULL")
+    db.execute(
+        "CREATE INDEX deadlines_lights ON deadlines (state, day_kind, yellow_days, due, light)"
+    )
+    db.execute("CREATE INDEX deadlines_reminders ON deadlines (state, day_kind, reminders)")
+    db.execute("CREATE INDEX cases_listed ON cases (state, category, registered_at, township)")

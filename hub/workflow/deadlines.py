@@ -77,34 +77,68 @@ def close_deadlines(
         )
 
 
-def refresh_lights(db: Database, today: dt.date, cases: Sequence[str] | None = None) -> None:
-    """Recompute the lights of open deadlines and the cases' worst light and next due date,
-    for ``cases`` or (``None``) every case."""
-    scope, args = "", []
+LIGHT_OF_DEADLINE = (
+    "CASE WHEN due < :today THEN 'red' WHEN due < :yellow THEN 'yellow' ELSE 'green' END"
+)
+CASE_LIGHTS = (
+    "SELECT case_no, min(due) AS next_due, CASE max(CASE light WHEN 'red' THEN 3 "
+    "WHEN 'yellow' THEN 2 ELSE 1 END) WHEN 3 THEN 'red' WHEN 2 THEN 'yellow' ELSE 'green' END "
+    "AS light FROM deadlines WHERE state = 'open' AND case_no IN ({cases}) GROUP BY case_no"
+)
+"""Each case's worst open light and earliest due date, for the cases ``{cases}`` selects."""
+
+
+def refresh_lights(
+    db: Database, today: dt.date, cases: Sequence[str] | None = None, *, rebuild: bool = False
+) -> int:
+    """Recompute the lights of open deadlines, and the worst light and next due date of each
+    case whose deadlines changed (with ``rebuild``, of every case), for ``cases`` or
+    (``None``) every case; returns how many cases changed.
+
+    Only rows whose light actually changes are written, so a scan on a day when nothing
+    crosses a threshold writes nothing. A case left with no open deadline loses its light
+    when its own deadlines are refreshed (``cases``): the engine does so for every step."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS lit_cases (case_no TEXT PRIMARY KEY)")
     if cases is not None:
-        scope = f" AND case_no IN ({','.join('?' * len(cases))})"
-        args = list(cases)
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO temp.lit_cases VALUES (?)", [(c,) for c in cases]
+        )
+        scope = " AND case_no IN (SELECT case_no FROM temp.lit_cases)"
+    else:
+        scope = ""
     groups = db.execute(
-        "SELECT DISTINCT day_kind, yellow_days FROM deadlines WHERE state = 'open'" + scope, args
+        "SELECT DISTINCT day_kind, yellow_days FROM deadlines WHERE state = 'open'" + scope
     ).fetchall()
     for kind, yellow in groups:
+        changed = db.execute(
+            f"UPDATE deadlines SET light = {LIGHT_OF_DEADLINE} WHERE state = 'open' "
+            f"AND day_kind = :kind AND yellow_days = :days{scope} "
+            f"AND light IS NOT {LIGHT_OF_DEADLINE} RETURNING case_no",
+            {
+                "today": today.isoformat(),
+                "yellow": before(today, yellow, kind),
+                "kind": kind,
+                "days": yellow,
+            },
+        ).fetchall()
+        if cases is None:
+            db.conn.executemany("INSERT OR IGNORE INTO temp.lit_cases VALUES (?)", changed)
+    if rebuild:
         db.execute(
-            "UPDATE deadlines SET light = CASE WHEN due < ? THEN 'red' WHEN due < ? THEN 'yellow' "
-            "ELSE 'green' END WHERE state = 'open' AND day_kind = ? AND yellow_days = ?" + scope,
-            [today.isoformat(), before(today, yellow, kind), kind, yellow, *args],
+            "INSERT OR IGNORE INTO temp.lit_cases "
+            "SELECT case_no FROM deadlines WHERE state = 'open'" + scope
         )
-    case_scope = scope.replace("case_no", "c.case_no")
-    db.execute(
-        "UPDATE cases AS c SET light = d.light, next_due = d.next_due FROM ("
-        "  SELECT case_no, min(due) AS next_due, CASE max(CASE light WHEN 'red' THEN 3 "
-        "  WHEN 'yellow' THEN 2 ELSE 1 END) WHEN 3 THEN 'red' WHEN 2 THEN 'yellow' "
-        "  ELSE 'green' END AS light FROM deadlines WHERE state = 'open'" + scope + " "
-        "  GROUP BY case_no) AS d WHERE c.case_no = d.case_no",
-        args,
-    )
-    db.execute(
-        "UPDATE cases AS c SET light = NULL, next_due = NULL WHERE light IS NOT NULL"
-        + case_scope
-        + " AND c.case_no NOT IN (SELECT case_no FROM deadlines WHERE state = 'open')",
-        args,
-    )
+    touched = "SELECT case_no FROM temp.lit_cases"
+    updated = db.execute(
+        f"UPDATE cases AS c SET light = d.light, next_due = d.next_due FROM "
+        f"({CASE_LIGHTS.format(cases=touched)}) AS d WHERE c.case_no = d.case_no "
+        "AND (c.light IS NOT d.light OR c.next_due IS NOT d.next_due)"
+    ).rowcount
+    if cases is not None or rebuild:
+        updated += db.execute(
+            "UPDATE cases SET light = NULL, next_due = NULL WHERE light IS NOT NULL "
+            + ("AND case_no IN (SELECT case_no FROM temp.lit_cases) " if cases is not None else "")
+            + "AND case_no NOT IN (SELECT case_no FROM deadlines WHERE state = 'open')"
+        ).rowcount
+    db.execute("DELETE FROM temp.lit_cases")
+    return updated

@@ -137,9 +137,14 @@ async def run_workflow(store: HubStore, rules: Rules, config: WorkflowConfig) ->
         if config.webhook:
             senders.append(WebhookSender(config.webhook, session))
         names = channels(config)
+        rebuild = True  # the first scan after a start recomputes every case's light
         while True:
             try:
-                result = await store.run(lambda db: scan(db, rules, dt.datetime.now(dt.UTC), names))
+                now = dt.datetime.now(dt.UTC)
+                result = await store.run(
+                    functools.partial(scan, rules=rules, now=now, channels=names, rebuild=rebuild)
+                )
+                rebuild = False
                 await record_duplicates(store, result.adopted)
                 for sender in senders:
                     await deliver(store, sender)

@@ -114,10 +114,10 @@ def test_reminders_fire_once_across_hub_restarts(workflow_hub: Hub) -> None:
     assert "届满" in inbox["notifications"][0]["text"]
     for _ in range(2):
         assert hub.process is not None
-        hub.process.kill()
-        hub.restart()
-        with sqlite3.connect(hub.database) as db:  # the next scan sets it again
+        hub.process.kill()  # waits for the process to end
+        with sqlite3.connect(hub.database) as db:  # the first scan after the start resets it
             db.execute("UPDATE cases SET light = NULL")
+        hub.restart()
         wait_until("a scan after restart", lambda: hub.query("SELECT light FROM cases")[0][0])
     assert reminders() == [("before_3", "office:510104")]
     status, listing = http_json(f"{hub.base}/api/v1/cases?light=yellow", office)

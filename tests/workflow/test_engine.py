@@ -257,3 +257,33 @@ def test_new_cases_are_adopted_with_their_first_deadline(db: Database) -> None:
     assert {r[3] for r in rows} <= {"2026-03-16", "2026-03-17"}
     assert {r[1] for r in rows} == {"green"}
     assert State.REGISTERED.value == "registered"
+
+
+def test_a_repeated_scan_writes_nothing_and_an_extension_relights_a_red_case(
+    db: Database, rules: Rules
+) -> None:
+    case_no = cases(db)[0]
+    to_handling(db, rules, case_no)
+    due = dt.date.fromisoformat(
+        db.execute(
+            "SELECT due FROM deadlines WHERE case_no=? AND kind='handle'", [case_no]
+        ).fetchone()[0]
+    )
+    late = (due - T0.date()).days + 1
+    at = T0 + dt.timedelta(days=late)
+    first = scan(db, rules, at)
+    assert first.reminders > 0 and first.supervised == len(cases(db))
+    written = db.conn.total_changes
+    again = scan(db, rules, at)
+    assert (again.reminders, again.supervised) == (0, 0)
+    assert db.conn.total_changes == written  # nothing crossed a threshold: nothing written
+
+    light = "SELECT light, next_due FROM cases WHERE case_no = ?"
+    assert db.execute(light, [case_no]).fetchone() == ("red", due.isoformat())
+    step(db, rules, case_no, OFFICIAL, Action.EXTEND, after=late, days=30, note="情况复杂")
+    relit, next_due = db.execute(light, [case_no]).fetchone()
+    assert relit == "green" and next_due > due.isoformat()
+    scan(db, rules, at)
+    assert db.execute(light, [case_no]).fetchone() == (relit, next_due)
+    overdue = "SELECT count(*) FROM notifications WHERE case_no = ? AND kind = 'overdue'"
+    assert db.execute(overdue, [case_no]).fetchone()[0] == 2  # handler and the unit's chief

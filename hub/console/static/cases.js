@@ -70,4 +70,6 @@ document.getElementById("prev").addEventListener("click", () => { offset = Math.
 document.getElementById("next").addEventListener("click", () => { offset += PAGE; load(); });
 XFV.setup(TEXT, render);
 load();
+XFV.inboxBadge();
+setInterval(XFV.inboxBadge, 60000);
 setInterval(load, 15000);

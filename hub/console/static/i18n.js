@@ -18,6 +18,40 @@ const XFV = {
   time(iso) {
     return iso ? new Date(iso).toLocaleString(XFV.lang === "en" ? "en-GB" : "zh-CN") : "–";
   },
+  // Words shared by every page's header (the reminder link), outside each page's own TEXT.
+  common: {
+    zh: { inbox: "提醒" },
+    en: { inbox: "Reminders" },
+  },
+  // A console write: JSON body, the session cookie and the console header (without it the hub
+  // refuses cookie writes). Never throws for an HTTP error: returns {ok, status, body}.
+  async post(url, body = {}) {
+    const r = await fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Xfv-Console": "1" },
+      body: JSON.stringify(body),
+    });
+    if (r.status === 401) { location.href = "/login"; }
+    let parsed;
+    try { parsed = await r.json(); } catch { parsed = { error: `HTTP ${r.status}` }; }
+    return { ok: r.ok, status: r.status, body: parsed };
+  },
+  // The unread count of the signed-in user's reminders, in the header badge `#inbox-count`
+  // (hidden at zero). Returns the inbox, or null when it could not be read.
+  async inboxBadge(id = "inbox-count") {
+    const badge = document.getElementById(id);
+    try {
+      const box = await XFV.json("/api/v1/inbox");
+      if (badge) {
+        badge.textContent = String(box.unread);
+        badge.dataset.unread = String(box.unread);
+        badge.hidden = box.unread === 0;
+      }
+      return box;
+    } catch {
+      return null;
+    }
+  },
   async json(url) {
     const r = await fetch(url);
     if (r.status === 401) { location.href = "/login"; throw new Error("signed out"); }
@@ -84,6 +118,9 @@ const XFV = {
     const apply = () => {
       document.documentElement.lang = XFV.lang === "zh" ? "zh-CN" : "en";
       for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = text[XFV.lang][n.dataset.i18n];
+      for (const n of document.querySelectorAll("[data-i18n-common]")) {
+        n.textContent = XFV.common[XFV.lang][n.dataset.i18nCommon];
+      }
       document.getElementById("lang").textContent = XFV.lang === "zh" ? "English" : "中文";
       render();
     };

@@ -41,4 +41,6 @@ function render() {
 
 XFV.setup(TEXT, render);
 load();
+XFV.inboxBadge();
+setInterval(XFV.inboxBadge, 60000);
 setInterval(load, 15000);
