@@ -267,3 +267,14 @@ def _scan_marks(db: Database) -> None:
     )
     db.execute("CREATE INDEX deadlines_reminders ON deadlines (state, day_kind, reminders)")
     db.execute("CREATE INDEX cases_listed ON cases (state, category, registered_at, township)")
+
+
+@migrations(name="0009_stats_covering")
+def _stats_covering(db: Database) -> None:
+    """Statistics join deadlines, ratings and replies to their case for its township and
+    unit only: covering indexes answer those joins without reading the wide case rows, and
+    the deadline scans of a period without reading the deadline rows."""
+    db.execute("CREATE INDEX cases_scope ON cases (case_no, township, unit_id)")
+    db.execute("DROP INDEX IF EXISTS deadlines_ended")
+    db.execute("CREATE INDEX deadlines_ended ON deadlines (state, ended_at, due, kind, case_no)")
+    db.execute("CREATE INDEX deadlines_due ON deadlines (state, due, kind, case_no)")

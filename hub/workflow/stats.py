@@ -3,8 +3,9 @@ the counts behind the dashboard. Every definition is written out in ``docs/stati
 
 All figures are counts that add up across groups, so each query runs once, grouped by the
 requested key (unit, township, county or city), and the total is the sum of the groups. The
-queries are set-based and reach their rows through indexes: cases by (township,
-registered_at), deadlines by (state, due); timestamps are narrowed by plain string ranges
+queries are set-based and reach their rows through indexes (migrations 0007 and 0009):
+cases by (township, registered_at), deadlines by (state, ended_at) and (state, due), each
+joined to its case's township and unit through the covering ``cases_scope``; timestamps are narrowed by plain string ranges
 first and then cut exactly to China dates with SQLite's ``date(ts, '+8 hours')``.
 
 Timestamps in the database are ISO 8601 with a UTC offset (a missing offset is read as UTC);
@@ -32,15 +33,6 @@ SATISFIED = ("satisfied", "basically_satisfied")
 ACCEPTANCE_KINDS = ("accept", "route")
 HANDLE_KIND = "handle"
 NO_UNIT_ZH, NO_UNIT_EN = "未交办", "not routed"
-
-INDEXES = (
-    "CREATE INDEX IF NOT EXISTS deadlines_ended ON deadlines (state, ended_at, due)",
-    "CREATE INDEX IF NOT EXISTS transitions_to_state ON transitions (to_state, ts)",
-    "CREATE INDEX IF NOT EXISTS ratings_rated_at ON ratings (rated_at)",
-)
-"""The indexes these queries are written for, beyond those of migration 0006: deadlines met
-in a period, replies in a period, ratings in a period. Without them the queries are correct
-but scan those tables. They belong in a hub migration (proposed as ``0007_stats_indexes``)."""
 
 _KEY_SQL: dict[GroupBy | None, str] = {
     "unit": "c.unit_id",
