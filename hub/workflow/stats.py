@@ -5,8 +5,9 @@ All figures are counts that add up across groups, so each query runs once, group
 requested key (unit, township, county or city), and the total is the sum of the groups. The
 queries are set-based and reach their rows through indexes (migrations 0007 and 0009):
 cases by (township, registered_at), deadlines by (state, ended_at) and (state, due), each
-joined to its case's township and unit through the covering ``cases_scope``; timestamps are narrowed by plain string ranges
-first and then cut exactly to China dates with SQLite's ``date(ts, '+8 hours')``.
+joined to its case's township and unit through the covering ``cases_scope``; timestamps are
+narrowed by plain string ranges first and then cut exactly to China dates with SQLite's
+``date(ts, '+8 hours')``.
 
 Timestamps in the database are ISO 8601 with a UTC offset (a missing offset is read as UTC);
 deadline due dates are China dates. The period ``[start, end]`` is in China dates, both ends
