@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from contracts.divisions import Tier, parse_tier
 from contracts.errors import ContractError
 from contracts.topics import check_id
+from edge.media.config import MediaConfig
 from runtime.config import DiscoveryConfig, HttpConfig, LogLevel, MqttConfig, Section
 
 
@@ -63,6 +65,11 @@ class EdgeConfig(Section):
     hub_discovery: HubDiscoveryConfig = Field(
         default_factory=HubDiscoveryConfig, description="finding the hub when no broker is set"
     )
+    media: MediaConfig = Field(
+        default_factory=MediaConfig,
+        description="live video: camera (default: the document camera), microphone, encoder "
+        "and recording",
+    )
 
     @field_validator("node_id", "hub_id")
     @classmethod
@@ -90,6 +97,16 @@ class EdgeConfig(Section):
             return parse_tier(value, Tier.TOWNSHIP).code
         except ContractError as exc:
             raise ValueError(str(exc)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _media_camera(cls, data: Any) -> Any:
+        """One camera serves documents and calls unless ``media.device`` says otherwise."""
+        if isinstance(data, dict) and "camera" in data:
+            media = data.get("media")
+            if media is None or (isinstance(media, dict) and "device" not in media):
+                data = {**data, "media": {**(media or {}), "device": data["camera"]}}
+        return data
 
     @model_validator(mode="after")
     def _username(self) -> EdgeConfig:
