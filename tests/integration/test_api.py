@@ -39,6 +39,7 @@ def test_login_gives_a_token_with_role_and_jurisdiction(hub: Hub) -> None:
         "role_name": "管理员",
         "jurisdiction": "51",
         "jurisdiction_name": "四川省",
+        "unit_id": None,
     }
 
 
