@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from contracts.divisions import Tier, parse_tier
 from contracts.errors import ContractError
 from contracts.topics import check_id
-from edge.media.config import MediaConfig
+from edge.media.config import MediaConfig, check_camera
 from runtime.config import DiscoveryConfig, HttpConfig, LogLevel, MqttConfig, Section
 
 
@@ -84,11 +84,7 @@ class EdgeConfig(Section):
     @field_validator("camera")
     @classmethod
     def _camera(cls, value: str) -> str:
-        if value != "synthetic" and not value.startswith("/dev/"):
-            raise ValueError(
-                f'camera must be "synthetic" or a device path like /dev/video0, got {value!r}'
-            )
-        return value
+        return check_camera("camera", value)
 
     @field_validator("township")
     @classmethod

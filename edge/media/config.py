@@ -12,6 +12,15 @@ from runtime.config import Section
 EncoderName = Literal["auto", "h264_v4l2m2m", "libx264", "vp8"]
 
 
+def check_camera(key: str, value: str) -> str:
+    """A camera setting: ``synthetic`` or a V4L2 device path."""
+    if value != "synthetic" and not value.startswith("/dev/"):
+        raise ValueError(
+            f'{key} must be "synthetic" or a V4L2 device path like /dev/video0, got {value!r}'
+        )
+    return value
+
+
 class MediaConfig(Section):
     device: str = Field(
         default="synthetic",
@@ -72,11 +81,7 @@ class MediaConfig(Section):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if value != "synthetic" and not value.startswith("/dev/"):
-            raise ValueError(
-                f'device must be "synthetic" or a V4L2 device path like /dev/video0, got {value!r}'
-            )
-        return value
+        return check_camera("device", value)
 
     @field_validator("audio_device")
     @classmethod
