@@ -148,7 +148,7 @@ def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "mqtt.keepalive: Input should be greater than or equal to 2 (got 1)" in result.stderr
     assert "mqtt.colour: unknown key" in result.stderr
-    assert 'camera: camera must be "synthetic" or a device path' in result.stderr
+    assert 'camera: camera must be "synthetic" or a V4L2 device path' in result.stderr
     bad.write_text('hub_id = "hub-1"\n')
     result = check_config("hub", bad)
     assert result.returncode == 2
