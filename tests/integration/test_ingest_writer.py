@@ -19,9 +19,17 @@ from tests.support.procs import Hub, http_json, stream, wait_until
 def writers_of(hub: Hub) -> list[psutil.Process]:
     assert hub.process is not None and hub.process.proc is not None
     children = psutil.Process(hub.process.proc.pid).children()
-    writers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    writers = [c for c in children if _running(c) and "spawn_main" in " ".join(c.cmdline())]
     assert len(writers) == WORKERS, [c.cmdline() for c in children]
     return writers
+
+
+def _running(child: psutil.Process) -> bool:
+    """A killed writer stays a zombie until the hub reaps it; it is no writer any more."""
+    try:
+        return child.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def head(hub: Hub, token: str, node: str) -> int:
