@@ -48,9 +48,9 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from sqlite_utils import Database
 
 from contracts.cases import Category
+from contracts.divisions import code_range
 from contracts.places import place_name, shipped_places
 from hub.api.cases import LIST_COLUMNS
-from hub.api.workflow import prefix_range
 from hub.app import pii_key
 from hub.config import HubConfig
 from hub.org import UnitRow, apply_org, load_units, load_users
@@ -415,7 +415,7 @@ def list_mixes(n: int, today: dt.date, townships: list[str], rng: random.Random)
 def raw_list(conn: sqlite3.Connection, jur: str, f: dict[str, str]) -> tuple[float, int]:
     """The list route's SQL (``hub/api/cases.py``: count, then the first page of 50)."""
     where = ["township >= ? AND township < ?"] * 2
-    args: list[Any] = [*prefix_range(jur), *prefix_range(f["county"])]
+    args: list[Any] = [*code_range(jur), *code_range(f["county"])]
     where += ["registered_at >= ?", "registered_at < ?", "category = ?", "state = ?"]
     args += [f["date_from"], f["date_to"], f["category"], f["state"]]
     if "light" in f:

@@ -73,6 +73,12 @@ class DivisionCode:
         return self.code
 
 
+def code_range(prefix: str) -> tuple[str, str]:
+    """The bounds ``[low, high)`` of every code starting with ``prefix``: ``col >= low AND
+    col < high`` finds a jurisdiction's rows through an index, which ``LIKE 'prefix%'`` cannot."""
+    return prefix, prefix + "\uffff"
+
+
 def parse_division(value: str) -> DivisionCode:
     """Parse any accepted form (see the module table) into a ``DivisionCode``."""
     if not isinstance(value, str):

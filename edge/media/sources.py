@@ -89,7 +89,30 @@ class _Pacer:
         return self.slot
 
 
-class SyntheticVideo:
+class _Synthetic:
+    """What the synthetic sources share: real-time pacing, a frame count, closing."""
+
+    def __init__(self, interval: float, name: str) -> None:
+        self._name = name
+        self._pacer = _Pacer(interval)
+        self._closed = False
+        self.frames = 0  # frames produced; the next frame's number
+
+    async def _next_slot(self) -> int:
+        """The next frame slot's index, when it is due."""
+        if self._closed:
+            raise DeviceUnavailable(f"{self._name} source is closed")
+        return await self._pacer.wait()
+
+    @property
+    def state(self) -> State:
+        return "closed" if self._closed else "running"
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+class SyntheticVideo(_Synthetic):
     """A moving pattern (scrolling chroma bars, a luma ramp, a bouncing block), the Beijing time
     and the frame number drawn, and a ``contracts.framestamp`` stamp (frame number + wall clock
     in ms) in the top row of every frame."""
@@ -104,11 +127,9 @@ class SyntheticVideo:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         framestamp.block_size(width)  # raises for a picture too narrow for the stamp
+        super().__init__(1 / fps, "synthetic video")
         self.width, self.height, self.fps = width, height, fps
-        self.frames = 0  # frames produced; the next frame's number
         self._wall_clock = wall_clock
-        self._pacer = _Pacer(1 / fps)
-        self._closed = False
         ramp = np.linspace(16, 235, width, dtype=np.float32)
         self._ramp = np.tile(ramp.astype(np.uint8), (height, 1))
         bars = np.zeros((2, height // 2, width // 2), np.uint8)
@@ -142,9 +163,7 @@ class SyntheticVideo:
         return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
 
     async def next_frame(self) -> av.VideoFrame:
-        if self._closed:
-            raise DeviceUnavailable("synthetic video source is closed")
-        slot = await self._pacer.wait()
+        slot = await self._next_slot()
         when = self._wall_clock()
         frame = self.render(self.frames, framestamp.clock_ms(when), when)
         frame.pts = round(slot * VIDEO_CLOCK_RATE / self.fps)
@@ -152,29 +171,18 @@ class SyntheticVideo:
         self.frames += 1
         return frame
 
-    @property
-    def state(self) -> State:
-        return "closed" if self._closed else "running"
 
-    async def close(self) -> None:
-        self._closed = True
-
-
-class SyntheticAudio:
+class SyntheticAudio(_Synthetic):
     """A 440 Hz tone at -12 dBFS, 48 kHz mono ``s16``, one 20 ms frame per call."""
 
     kind: Literal["audio"] = "audio"
 
     def __init__(self, frequency: float = 440.0, level: float = 0.25) -> None:
+        super().__init__(AUDIO_PTIME, "synthetic audio")
         self.frequency, self.level = frequency, level
-        self._pacer = _Pacer(AUDIO_PTIME)
-        self._closed = False
-        self.frames = 0
 
     async def next_frame(self) -> av.AudioFrame:
-        if self._closed:
-            raise DeviceUnavailable("synthetic audio source is closed")
-        slot = await self._pacer.wait()
+        slot = await self._next_slot()
         start = slot * AUDIO_SAMPLES
         t = (np.arange(start, start + AUDIO_SAMPLES) / AUDIO_RATE).astype(np.float64)
         wave = np.sin(2 * np.pi * self.frequency * t) * self.level * 32767
@@ -186,13 +194,6 @@ class SyntheticAudio:
         frame.time_base = AUDIO_TIME_BASE
         self.frames += 1
         return frame
-
-    @property
-    def state(self) -> State:
-        return "closed" if self._closed else "running"
-
-    async def close(self) -> None:
-        self._closed = True
 
 
 class _ThreadedSource:

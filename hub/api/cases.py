@@ -12,12 +12,12 @@ from sqlite_utils import Database
 
 from contracts.access import Role
 from contracts.cases import Category
-from contracts.divisions import parse_division
+from contracts.divisions import code_range, parse_division
 from contracts.errors import ContractError
 from contracts.places import place_name
 from contracts.topics import check_id
 from hub.api.context import claims, client_of, ctx, error
-from hub.api.workflow import case_scope, may_see, prefix_range, refuse
+from hub.api.workflow import case_scope, may_see, refuse
 from hub.workflow.states import State
 
 LIST_COLUMNS = (
@@ -38,7 +38,7 @@ def _filters(request: web.Request) -> tuple[str, list[Any]] | web.Response:
             except ContractError as exc:
                 return error(400, f"{key}: {exc}")
             where.append("township >= ? AND township < ?")
-            args.extend(prefix_range(code))
+            args.extend(code_range(code))
     for key, op in (("date_from", ">="), ("date_to", "<")):
         if key in q:
             try:

@@ -19,11 +19,11 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlite_utils import Database
 
-from contracts.access import Claims, Role
+from contracts.access import Role
 from contracts.cases import Category
 from contracts.places import place_name
 from hub.api.context import claims, ctx, error
-from hub.api.workflow import actor_of, hides_accusations, refuse, visible
+from hub.api.workflow import actor_of, hides_accusations, may_see, refuse
 from hub.workflow import duplicates
 from hub.workflow.engine import Step, WorkflowError, apply_step
 from hub.workflow.states import Action, State
@@ -56,10 +56,6 @@ def _case(db: Database, case_no: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def _sees(who: Claims, case: dict[str, Any], roles: list[Role]) -> bool:
-    return visible(who, case["township"], case["category"], case["unit_id"], roles)
-
-
 def _shown(db: Database, case_nos: list[str]) -> dict[str, dict[str, Any]]:
     """What the console shows beside each suggested case (ID number masked only)."""
     if not case_nos:
@@ -82,7 +78,6 @@ async def list_duplicates(request: web.Request) -> web.Response:
     if isinstance(days, web.Response):
         return days
     hidden = (Category.ACCUSATION.value,) if hides_accusations(request) else ()
-    roles = ctx(request).config.workflow.accusation_roles
 
     def read(
         db: Database,
@@ -90,7 +85,7 @@ async def list_duplicates(request: web.Request) -> web.Response:
         case = _case(db, case_no)
         # a unit's handler sees their own cases only, so no suggestions (merging is the
         # petition office's step)
-        if case is None or who.role is Role.UNIT or not _sees(who, case, roles):
+        if case is None or who.role is Role.UNIT or not may_see(request, case):
             return case, [], {}
         found = duplicates.suggest(
             db, case_no, limit=limit, days=days, within=who.jur, hidden_categories=hidden
@@ -100,7 +95,7 @@ async def list_duplicates(request: web.Request) -> web.Response:
     case, found, shown = await ctx(request).store.run(read)
     if case is None:
         return error(404, f"no case {case_no!r}")
-    if not _sees(who, case, roles):
+    if not may_see(request, case):
         return await refuse(request, case_no)
     suggestions = []
     for s in found:
@@ -137,7 +132,7 @@ async def list_duplicates(request: web.Request) -> web.Response:
 
 
 async def merge(request: web.Request) -> web.Response:
-    c, who, case_no = ctx(request), claims(request), request.match_info["case_no"]
+    c, case_no = ctx(request), request.match_info["case_no"]
     try:
         body = await request.json()
     except ValueError:
@@ -150,16 +145,15 @@ async def merge(request: web.Request) -> web.Response:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         return error(422, "; ".join(problems))
     rules, now, actor = c.rules, dt.datetime.now(dt.UTC), actor_of(request)
-    roles = c.config.workflow.accusation_roles
 
     def write(db: Database) -> tuple[str, dict[str, Any] | None]:
         case = _case(db, case_no)
         if case is None:
             return "missing", None
-        if not _sees(who, case, roles):
+        if not may_see(request, case):
             return "denied", None
         original = _case(db, step.into or "")
-        if original is not None and not _sees(who, original, roles):
+        if original is not None and not may_see(request, original):
             return "into_denied", None
         return "ok", apply_step(db, rules, case_no, actor, step, now)
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlite_utils import Database
 
 from contracts.access import Claims, Role
+from contracts.divisions import code_range
 from contracts.places import place_name
 from hub.api.context import claims, client_of, ctx, error
 from hub.workflow.calendar import uncovered_years_seen
@@ -44,12 +45,6 @@ def may_see(request: web.Request, row: dict[str, Any]) -> bool:
     return visible(claims(request), row["township"], row["category"], row["unit_id"], roles)
 
 
-def prefix_range(prefix: str) -> tuple[str, str]:
-    """The bounds ``[low, high)`` of the strings starting with ``prefix`` (division codes are
-    digits): ``col >= low AND col < high`` uses an index where ``LIKE prefix%`` cannot."""
-    return prefix, prefix + "\uffff"
-
-
 Scope = tuple[list[str], list[Any]]
 """SQL conditions to join with AND, and their arguments."""
 
@@ -59,7 +54,7 @@ def case_scope(request: web.Request, alias: str = "") -> Scope:
     rows :func:`visible` lets the caller see."""
     who = claims(request)
     where: list[str] = [f"{alias}township >= ? AND {alias}township < ?"]
-    args: list[Any] = list(prefix_range(who.jur))
+    args: list[Any] = list(code_range(who.jur))
     if who.role is Role.UNIT:
         where.append(f"{alias}unit_id = ?")  # NULL for a unit user without a unit: no rows
         args.append(who.unit)

@@ -30,6 +30,7 @@ import orjson
 from rapidfuzz import fuzz, process
 from sqlite_utils import Database
 
+from hub.store.cases import townships_with_cases
 from hub.workflow.states import CLOSED
 from runtime.sqlite import transaction
 
@@ -124,20 +125,6 @@ def _window(registered_at: str, days: int) -> tuple[str, str]:
     )
 
 
-def _county_townships(db: Database, county: str) -> list[str]:
-    """The townships with cases in ``county``: one index seek per township (a skip scan)."""
-    found: list[str] = []
-    sql = "SELECT min(township) FROM cases WHERE township {} ? AND township < ?"
-    first, after = sql.format(">="), sql.format(">")
-    while len(found) < MAX_TOWNSHIPS:
-        query, low = (after, found[-1]) if found else (first, county)
-        row = db.execute(query, [low, county + "\uffff"]).fetchone()
-        if row is None or row[0] is None:
-            break
-        found.append(str(row[0]))
-    return found
-
-
 class Candidate(NamedTuple):
     """What the search reads of a case."""
 
@@ -188,7 +175,7 @@ def candidates(db: Database, case: Candidate, *, days: int = DAYS) -> list[Candi
             [case.id_hmac, low, high, *_CLOSED, PETITIONER_CAP],
         )
         found.update((row[0], Candidate._make(row)) for row in rows)
-    townships = _county_townships(db, case.township[:6])
+    townships = townships_with_cases(db, case.township[:6], MAX_TOWNSHIPS)
     per_side = max(PER_TOWNSHIP_MIN, COUNTY_CAP // (2 * max(1, len(townships))))
     for township in townships:
         for row in _near_in_time(db, township, case.registered_at, low, high, per_side):

@@ -24,7 +24,9 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from contracts.cases import Category
+from contracts.divisions import code_range
 from contracts.places import place_name
+from hub.store.cases import townships_with_cases
 from hub.workflow.engine import china_today
 
 GroupBy = Literal["unit", "township", "county", "city"]
@@ -222,26 +224,6 @@ def _ts_bounds(start: dt.date, end: dt.date) -> tuple[str, str]:
     return (start - _ONE_DAY).isoformat(), (end + 2 * _ONE_DAY).isoformat()
 
 
-def _upper(prefix: str) -> str:
-    """The first string after every code starting with ``prefix`` (codes are digits)."""
-    return prefix + ":"
-
-
-def _townships(db: Database, jurisdiction: str) -> list[str]:
-    """The distinct townships of cases in ``jurisdiction``, one index probe each (a loose
-    index scan) rather than a pass over every case."""
-    rows = db.execute(
-        """WITH RECURSIVE t(x) AS (
-             SELECT (SELECT min(township) FROM cases WHERE township >= :lo AND township < :hi)
-             UNION ALL
-             SELECT (SELECT min(township) FROM cases WHERE township > t.x AND township < :hi)
-             FROM t WHERE t.x IS NOT NULL)
-           SELECT x FROM t WHERE x IS NOT NULL""",
-        {"lo": jurisdiction, "hi": _upper(jurisdiction)},
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 @dataclass(frozen=True, slots=True)
 class _Query:
     """What every statement shares: the group key, the scope of cases and the period."""
@@ -294,7 +276,7 @@ def stats(
     scope = "c.township >= :jur AND c.township < :jur_hi"
     args: dict[str, Any] = {
         "jur": jurisdiction,
-        "jur_hi": _upper(jurisdiction),
+        "jur_hi": code_range(jurisdiction)[1],
         "start": start.isoformat(),
         "end": end.isoformat(),
         "lo_ts": lo_ts,
@@ -313,7 +295,7 @@ def stats(
         return figures.setdefault(key, {"by_category": {}})
 
     townships: dict[str, int] = {}
-    for key, township, category, n in _registrations(db, q, _townships(db, jurisdiction)):
+    for key, township, category, n in _registrations(db, q, townships_with_cases(db, jurisdiction)):
         s = slot(key)
         s["registered"] = s.get("registered", 0) + n
         s["by_category"][category] = s["by_category"].get(category, 0) + n
@@ -462,7 +444,7 @@ def _names(
         rows = db.execute(
             "SELECT id, name_zh, coalesce(name_en, ''), jurisdiction FROM units "
             f"WHERE (jurisdiction >= ? AND jurisdiction < ?) OR id IN ({marks})",
-            [jurisdiction, _upper(jurisdiction), *keys],
+            [*code_range(jurisdiction), *keys],
         ).fetchall()
         for unit, zh, en, _ in rows:
             names[unit] = (zh, en or zh)
