@@ -87,10 +87,15 @@ class HubApp:
         self.ready = asyncio.Event()
 
     def _box_config(self, node: str, township: str) -> dict[str, str]:
-        """What a box is told after its birth: where and with which token to upload blobs."""
+        """What a box is told after its birth: where and with which token to upload blobs,
+        and to open its signaling WebSocket for live reception."""
+        from hub.api.live import box_signaling_token, signaling_url
+
         return {
             "blob_url": self.config.upload_url(self.http_port),
             "blob_token": box_token(self.key, node, township),
+            "signaling_url": signaling_url(self.config),
+            "signaling_token": box_signaling_token(self.key, node, township),
         }
 
     def _changed(self, row: EdgeRow) -> None:

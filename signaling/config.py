@@ -13,5 +13,29 @@ class SignalingConfig(Section):
         default_factory=lambda: HttpConfig(port=8001), description="WebSocket and health server"
     )
     token_secret_file: str | None = Field(
-        default=None, description="the hub's token signing key (file or credential name)"
+        default=None,
+        description="the hub's token signing key (file or credential name); unset: every "
+        "connection is refused",
+    )
+    rejoin_grace: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="seconds a participant whose socket dropped may rejoin before its session "
+        "ends (or its waiting request is withdrawn)",
+    )
+    hello_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="seconds a new socket has to send its token"
+    )
+    heartbeat: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="seconds between WebSocket pings; a socket without pong is closed",
+    )
+    outbox_frames: int = Field(
+        default=256,
+        ge=8,
+        le=100_000,
+        description="frames queued for one socket before it is closed as too slow",
     )

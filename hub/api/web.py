@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub.api import auth, blobs, cases, duplicates, edges, query, stats, workflow
+from hub.api import auth, blobs, cases, duplicates, edges, live, query, stats, workflow
 from hub.api.context import CTX, HubContext
 from hub.blobs.store import BlobStore
 from hub.console import pages
@@ -30,6 +30,7 @@ def create_app(
     duplicates.add_routes(app)
     stats.add_routes(app)
     query.add_routes(app)
+    live.add_routes(app)
     blobs.add_routes(app, blob_store, context.key)
     r.add_get("/metrics", metrics_handler(registry))
     r.add_get("/", pages.console_page)

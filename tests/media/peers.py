@@ -1,0 +1,235 @@
+"""Real aiortc peers for the media tests: a publisher that encodes stamped frames with libx264
+and sends them pre-encoded (as the box will), and subscribers that decode and read the stamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from contracts import framestamp
+from runtime.rtc import EncodedTrack, KeyframeReason, rtc_configuration
+
+WIDTH, HEIGHT, FPS = 320, 240, 15
+H264_TIME_BASE = fractions.Fraction(1, FPS)
+
+
+def stamped_frame(frame_no: int) -> av.VideoFrame:
+    """A 320x240 yuv420p picture with a moving bar and ``frame_no`` stamped in its top row."""
+    y = np.full((HEIGHT, WIDTH), 90, np.uint8)
+    x = (frame_no * 7) % (WIDTH - 40)
+    y[80:200, x : x + 40] = 200
+    u = np.full((HEIGHT // 2, WIDTH // 2), 110, np.uint8)
+    v = np.full((HEIGHT // 2, WIDTH // 2), 150, np.uint8)
+    framestamp.stamp_yuv420((y, u, v), frame_no, framestamp.clock_ms(time.time()))
+    planes = np.concatenate([y, u.reshape(HEIGHT // 4, WIDTH), v.reshape(HEIGHT // 4, WIDTH)])
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame.pts = frame_no
+    frame.time_base = H264_TIME_BASE
+    return frame
+
+
+def read_stamp(frame: object) -> int | None:
+    """The frame number stamped in a decoded picture."""
+    assert isinstance(frame, av.VideoFrame), f"expected a video frame, got {frame!r}"
+    luma = np.asarray(frame.to_ndarray(format="yuv420p")[: frame.height], np.uint8)
+    stamp = framestamp.read(luma)
+    return None if stamp is None else stamp[0]
+
+
+class X264:
+    """libx264, ultrafast/zerolatency, keyframes only on request (or every 1000 frames)."""
+
+    def __init__(self) -> None:
+        self.codec = av.CodecContext.create("libx264", "w")
+        self.codec.width, self.codec.height, self.codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        self.codec.time_base = H264_TIME_BASE
+        self.codec.framerate = fractions.Fraction(FPS, 1)
+        self.codec.bit_rate = 300_000
+        self.codec.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "x264-params": "keyint=1000:min-keyint=1000:scenecut=0",
+        }
+
+    def encode(self, frame: av.VideoFrame, keyframe: bool) -> list[av.Packet[Any]]:
+        frame.pict_type = (
+            av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        )
+        packets = list(self.codec.encode(frame))
+        for packet in packets:
+            packet.time_base = H264_TIME_BASE
+        return packets
+
+
+class StampedPublisher:
+    """Sends stamped H.264 frames at 15 fps through an :class:`EncodedTrack`; keyframes only
+    when a request reaches it (``keyframe_requests`` holds their monotonic times)."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(rtc_configuration())
+        self.track = EncodedTrack("video", max_queue=30, on_keyframe_request=self._on_request)
+        transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
+        h264 = [
+            c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"
+        ]
+        transceiver.setCodecPreferences(h264)
+        self.track.attach(transceiver.sender)
+        self.keyframe_requests: list[tuple[float, KeyframeReason]] = []
+        self.keyframes_sent: list[int] = []
+        self.sent = -1
+        self._encoder = X264()
+        self._force_keyframe = True
+        self._task: asyncio.Task[None] | None = None
+        self.events: list[str] = []
+        self.pc.on("signalingstatechange", lambda: self.events.append(self.pc.signalingState))
+        self.pc.on("track", lambda track: self.events.append(f"track {track.kind}"))
+
+    def _on_request(self, reason: KeyframeReason) -> None:
+        self.keyframe_requests.append((time.monotonic(), reason))
+        self._force_keyframe = True
+
+    def remote_requests(self) -> list[float]:
+        return [t for t, reason in self.keyframe_requests if reason == "remote"]
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop_sending(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def close(self) -> None:
+        await self.stop_sending()
+        await self.pc.close()
+
+    async def _run(self) -> None:
+        start = time.monotonic()
+        frame_no = 0
+        while True:
+            keyframe, self._force_keyframe = self._force_keyframe, False
+            for packet in self._encoder.encode(stamped_frame(frame_no), keyframe):
+                if packet.is_keyframe:
+                    self.keyframes_sent.append(frame_no)
+                self.track.put(packet)
+            self.sent = frame_no
+            frame_no += 1
+            await asyncio.sleep(max(0.0, start + frame_no / FPS - time.monotonic()))
+
+
+def opus_packets() -> Iterator[av.Packet[Any]]:
+    """20 ms Opus packets of a 48 kHz stereo tone, pts in 1/48000."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48000, "stereo", "s16"
+    encoder.time_base = fractions.Fraction(1, 48000)
+    tone = np.repeat((np.sin(np.arange(960) / 10) * 8000).astype(np.int16), 2).reshape(1, -1)
+    pts = 0
+    while True:
+        frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, pts, encoder.time_base
+        pts += 960
+        for packet in encoder.encode(frame):
+            packet.time_base = encoder.time_base
+            yield packet
+
+
+class DecodingSubscriber:
+    """Receives one video track, decodes it (aiortc's decoder) and records the stamps."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(rtc_configuration())
+        self.stamps: list[int] = []
+        self.arrivals: list[float] = []
+        self.unreadable = 0
+        self.connected_at: float | None = None
+        self.first_frame = asyncio.Event()
+        self.audio_samples = 0
+        self.events: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+        self.pc.on("signalingstatechange", lambda: self.events.append(self.pc.signalingState))
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self.events.append(f"track {track.kind}")
+        reader = self._read(track) if track.kind == "video" else self._listen(track)
+        self._tasks.append(asyncio.create_task(reader))
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)
+                self.audio_samples += frame.samples
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, av.VideoFrame)
+                stamp = read_stamp(frame)
+                if stamp is None:
+                    self.unreadable += 1
+                    continue
+                self.stamps.append(stamp)
+                self.arrivals.append(time.monotonic())
+                self.first_frame.set()
+
+    async def answer_offer(self, sdp: str) -> str:
+        """Answer an offer the relay made."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    async def make_offer(self) -> str:
+        """Offer to receive video (and audio) from the relay."""
+        self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def take_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def wait_for(
+    condition: Callable[[], bool], seconds: float, what: str, step: float = 0.01
+) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+async def closing(*closers: Callable[[], Awaitable[None]]) -> None:
+    await asyncio.gather(*(c() for c in closers), return_exceptions=True)
