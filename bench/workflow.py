@@ -157,6 +157,8 @@ def history(
         state, unit = "registered", None
         route = deadline(case_no, "route", at, 15)
         lines = [route]
+        replies: list[tuple[Any, ...]] = []
+        ratings: list[tuple[Any, ...]] = []
         if eventual == "not_accepted":
             done = at + dt.timedelta(days=step_days(rng, 1, 12, 16, 30))
             if done < now:
@@ -181,15 +183,18 @@ def history(
                     lines.append(current)
                 elif nxt == "replied":
                     close(current, done)
-                    out.transitions.append(
+                    replies.append(
                         (case_no, "reply", state, "replied", "bench", "unit", "", "{}", iso(done))
                     )
                 elif nxt == "evaluated":
                     rating = (pick(rng, RATINGS), pick(rng, RATINGS))
-                    out.ratings.append((case_no, *rating, iso(done)))
+                    ratings.append((case_no, *rating, iso(done)))
                 state, at = nxt, done
         out.cases.append((state, iso(at), unit, case_no))
-        out.deadlines += [tuple(line) for line in lines]
+        # each row carries its case's township and unit, as the hub's triggers would set them
+        out.deadlines += [(*line, township, unit) for line in lines]
+        out.transitions += [(*row, township, unit) for row in replies]
+        out.ratings += [(*row, township, unit) for row in ratings]
     return out
 
 
@@ -202,18 +207,20 @@ def write_history(db: Database, h: History) -> None:
         )
         db.conn.executemany(
             "INSERT INTO deadlines (case_no, kind, started_on, due, day_kind, yellow_days, "
-            "reminders, estimated, state, ended_at) "
-            "VALUES (?, ?, ?, ?, 'calendar', 3, '[15, 3]', 0, ?, ?)",
+            "reminders, estimated, state, ended_at, township, unit_id) "
+            "VALUES (?, ?, ?, ?, 'calendar', 3, '[15, 3]', 0, ?, ?, ?, ?)",
             h.deadlines,
         )
         db.conn.executemany(
             "INSERT INTO transitions (case_no, action, from_state, to_state, actor, role, note, "
-            "detail, ts, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', "
-            "'bench-' || ?1)",
+            "detail, ts, township, unit_id, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 'bench-' || ?1)",
             h.transitions,
         )
         db.conn.executemany(
-            "INSERT INTO ratings (case_no, office, unit, rated_at) VALUES (?, ?, ?, ?)", h.ratings
+            "INSERT INTO ratings (case_no, office, unit, rated_at, township, unit_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            h.ratings,
         )
 
 
@@ -523,8 +530,8 @@ def main() -> None:
         townships = sorted(k for k in shipped_places() if len(k) == 9)
         mixes = list_mixes(per_mix, today, townships, rng)
         stderr("starting the hub")
-        hub.start()
         try:
+            hub.start(timeout=120)  # it scans every case first; slow on a busy machine
             result = measure(hub, mixes, stats_n, today, rng)
         finally:
             hub.stop()

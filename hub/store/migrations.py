@@ -278,3 +278,144 @@ def _stats_covering(db: Database) -> None:
     db.execute("DROP INDEX IF EXISTS deadlines_ended")
     db.execute("CREATE INDEX deadlines_ended ON deadlines (state, ended_at, due, kind, case_no)")
     db.execute("CREATE INDEX deadlines_due ON deadlines (state, due, kind, case_no)")
+
+
+SCOPED_TABLES = ("deadlines", "ratings", "transitions")
+"""Tables that carry a copy of their case's ``township`` and ``unit_id`` (migration 0010)."""
+
+
+@migrations(name="0010_stats_scope")
+def _stats_scope(db: Database) -> None:
+    """Statistics cut deadlines, ratings and replies to the caller's jurisdiction and unit,
+    and group them by unit or division: each such row now carries a copy of its case's
+    ``township`` and ``unit_id``, so every part of the statistics is one range scan of a
+    covering index that never reads ``cases`` (``docs/workflow.md``, "Statistics").
+
+    Triggers keep the copies true whoever writes: a row inserted without a township takes
+    its case's, and a case whose unit (or township) changes, when routed or routed again,
+    moves all its rows in the same statement, so a unit's figures go with its cases.
+    Existing rows are filled here. The registration index becomes covering too."""
+    for table in SCOPED_TABLES:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN township TEXT")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN unit_id TEXT")
+        db.execute(
+            f"UPDATE {table} AS t SET township = c.township, unit_id = c.unit_id "
+            "FROM cases AS c WHERE c.case_no = t.case_no"
+        )
+        row = "case_no = NEW.case_no" if table == "ratings" else "id = NEW.id"
+        db.execute(
+            f"""CREATE TRIGGER {table}_scope AFTER INSERT ON {table}
+                WHEN NEW.township IS NULL
+                BEGIN UPDATE {table} SET (township, unit_id) =
+                  (SELECT township, unit_id FROM cases WHERE case_no = NEW.case_no)
+                WHERE {row}; END"""
+        )
+    moves = "".join(
+        f"UPDATE {table} SET township = NEW.township, unit_id = NEW.unit_id "
+        "WHERE case_no = NEW.case_no; "
+        for table in SCOPED_TABLES
+    )
+    db.execute(
+        f"""CREATE TRIGGER cases_scope_moves AFTER UPDATE OF township, unit_id ON cases
+            WHEN NEW.township IS NOT OLD.township OR NEW.unit_id IS NOT OLD.unit_id
+            BEGIN {moves}END"""
+    )
+    db.execute("DROP INDEX cases_scope")
+    db.execute("DROP INDEX idx_cases_township_registered_at")
+    db.execute(
+        "CREATE INDEX cases_registered ON cases (township, registered_at, category, unit_id)"
+    )
+    db.execute("DROP INDEX deadlines_ended")
+    db.execute(
+        "CREATE INDEX deadlines_ended ON deadlines "
+        "(state, ended_at, due, kind, township, unit_id, case_no)"
+    )
+    db.execute("DROP INDEX deadlines_due")
+    db.execute(
+        "CREATE INDEX deadlines_due ON deadlines "
+        "(state, due, kind, township, unit_id, ended_at, case_no)"
+    )
+    db.execute("DROP INDEX transitions_to_state")
+    db.execute(
+        "CREATE INDEX transitions_to_state ON transitions "
+        "(to_state, ts, township, unit_id, case_no)"
+    )
+    db.execute("DROP INDEX ratings_rated_at")
+    db.execute(
+        "CREATE INDEX ratings_rated_at ON ratings (rated_at, township, unit_id, office, unit)"
+    )
+
+
+@migrations(name="0011_live")
+def _live(db: Database) -> None:
+    """Live reception (``hub.store.live``): one row per session, one per monitor view, and
+    the key of every session event already recorded (events may be delivered twice)."""
+    db.execute(
+        """CREATE TABLE live_sessions (
+             session_id TEXT PRIMARY KEY,
+             request_id TEXT,
+             case_no TEXT NOT NULL,
+             node TEXT NOT NULL,
+             township TEXT NOT NULL,
+             official TEXT NOT NULL,
+             requested_at TEXT,
+             accepted_at TEXT,
+             started_at TEXT NOT NULL,
+             ended_at TEXT,
+             duration_s REAL,
+             end_reason TEXT,
+             ended_by TEXT)"""
+    )
+    db.execute("CREATE INDEX live_sessions_case ON live_sessions (case_no, started_at)")
+    db.execute("CREATE INDEX live_sessions_scope ON live_sessions (township, started_at)")
+    db.execute(
+        """CREATE TABLE live_views (
+             session_id TEXT NOT NULL,
+             monitor TEXT NOT NULL,
+             monitor_jur TEXT NOT NULL,
+             from_at TEXT NOT NULL,
+             to_at TEXT NOT NULL,
+             duration_s REAL NOT NULL,
+             UNIQUE (session_id, monitor, from_at))"""
+    )
+    db.execute(
+        """CREATE TABLE live_events (
+             key TEXT PRIMARY KEY,
+             kind TEXT NOT NULL,
+             at TEXT NOT NULL,
+             detail TEXT NOT NULL)"""
+    )
+
+
+@migrations(name="0012_recordings")
+def _recordings(db: Database) -> None:
+    """Session recordings of cases (``case.recording_added``), and the rule that a case is
+    complete only when every photo and every recording of it has verified: the photo
+    verifier sets ``complete`` from the photos alone, so a trigger keeps it 0 while a
+    recording of the case is still unverified, whoever writes it."""
+    db.execute(
+        """CREATE TABLE case_recordings (
+             case_no TEXT NOT NULL REFERENCES cases (case_no),
+             sha256 TEXT NOT NULL,
+             session_id TEXT NOT NULL,
+             node TEXT NOT NULL,
+             seq INTEGER NOT NULL,
+             size INTEGER NOT NULL,
+             mime TEXT NOT NULL,
+             duration_s REAL NOT NULL,
+             started_at TEXT NOT NULL,
+             streams TEXT NOT NULL,
+             verified INTEGER NOT NULL DEFAULT 0,
+             verified_at TEXT,
+             PRIMARY KEY (case_no, sha256))"""
+    )
+    db.execute(
+        "CREATE INDEX case_recordings_pending ON case_recordings (sha256) WHERE verified = 0"
+    )
+    db.execute("ALTER TABLE cases ADD COLUMN recordings_total INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE cases ADD COLUMN recordings_verified INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """CREATE TRIGGER cases_complete_needs_recordings AFTER UPDATE OF complete ON cases
+           WHEN NEW.complete = 1 AND NEW.recordings_verified < NEW.recordings_total
+           BEGIN UPDATE cases SET complete = 0 WHERE case_no = NEW.case_no; END"""
+    )

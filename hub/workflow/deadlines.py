@@ -33,16 +33,18 @@ def open_deadlines(
     db: Database, case_no: str, entered: State, track: Track, today: dt.date
 ) -> None:
     """Open the deadlines of ``track`` whose clock starts when a case enters ``entered`` (the
-    first time only: a deadline kind is opened once per case)."""
+    first time only: a deadline kind is opened once per case), with the case's township and
+    unit copied on (for the statistics; migration 0010's triggers keep them moving with it)."""
     for rule in track.deadlines:
         if entered not in rule.starts_on:
             continue
         due = add_days(today, rule.days, DayKind(rule.day_kind))
         db.execute(
             "INSERT OR IGNORE INTO deadlines (case_no, kind, started_on, due, day_kind, "
-            "yellow_days, reminders, estimated, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+            "yellow_days, reminders, estimated, state, township, unit_id) "
+            "SELECT case_no, ?, ?, ?, ?, ?, ?, ?, 'open', township, unit_id FROM cases "
+            "WHERE case_no = ?",
             [
-                case_no,
                 rule.kind,
                 today.isoformat(),
                 due.date.isoformat(),
@@ -50,6 +52,7 @@ def open_deadlines(
                 track.yellow_days if rule.yellow_days is None else rule.yellow_days,
                 orjson.dumps(track.reminders if rule.reminders is None else rule.reminders),
                 int(due.estimated),
+                case_no,
             ],
         )
 

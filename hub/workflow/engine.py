@@ -292,6 +292,8 @@ def _update_case(
     if target.value != case["state"]:
         sets |= {"state": target.value, "state_at": ts}
     if step.action is Action.ROUTE:
+        # the case's deadlines, ratings and transitions follow it to the unit (their copies
+        # of unit_id are moved by the trigger cases_scope_moves, migration 0010)
         sets |= {"unit_id": step.unit_id, "assignee": step.assignee}
     elif step.action is Action.MERGE:
         sets["merged_into"] = step.into

@@ -2,12 +2,13 @@
 the counts behind the dashboard. Every definition is written out in ``docs/statistics.md``.
 
 All figures are counts that add up across groups, so each query runs once, grouped by the
-requested key (unit, township, county or city), and the total is the sum of the groups. The
-queries are set-based and reach their rows through indexes (migrations 0007 and 0009):
-cases by (township, registered_at), deadlines by (state, ended_at) and (state, due), each
-joined to its case's township and unit through the covering ``cases_scope``; timestamps are
-narrowed by plain string ranges first and then cut exactly to China dates with SQLite's
-``date(ts, '+8 hours')``.
+requested key (unit, township, county or city), and the total is the sum of the groups.
+Deadlines, ratings and transitions carry their case's ``township`` and ``unit_id`` (kept by
+the triggers of migration 0010), so every query cuts the scope and groups on the table it
+counts and never reads ``cases`` row by row: each is a range scan of one covering index
+(cases by (township, registered_at), deadlines by (state, ended_at) and (state, due),
+replies by (to_state, ts), ratings by rated_at). Timestamps are narrowed by plain string
+ranges first and then cut exactly to China dates with SQLite's ``date(ts, '+8 hours')``.
 
 Timestamps in the database are ISO 8601 with a UTC offset (a missing offset is read as UTC);
 deadline due dates are China dates. The period ``[start, end]`` is in China dates, both ends
@@ -38,12 +39,13 @@ HANDLE_KIND = "handle"
 NO_UNIT_ZH, NO_UNIT_EN = "未交办", "not routed"
 
 _KEY_SQL: dict[GroupBy | None, str] = {
-    "unit": "c.unit_id",
-    "township": "c.township",
-    "county": "substr(c.township, 1, 6)",
-    "city": "substr(c.township, 1, 4)",
+    "unit": "unit_id",
+    "township": "township",
+    "county": "substr(township, 1, 6)",
+    "city": "substr(township, 1, 4)",
     None: "''",
 }
+"""The group key over the scope columns every counted table has (``township``, ``unit_id``)."""
 _ONE_DAY = dt.timedelta(days=1)
 _MONTH = re.compile(r"\d{4}-\d{2}")
 
@@ -218,18 +220,40 @@ def month_period(month: str) -> tuple[dt.date, dt.date]:
     return first, following - _ONE_DAY
 
 
-def _ts_bounds(start: dt.date, end: dt.date) -> tuple[str, str]:
-    """String bounds that contain every timestamp (whatever its UTC offset, at most ±14 h)
-    falling on a China date in ``[start, end]``: an index range, cut exactly afterwards."""
-    return (start - _ONE_DAY).isoformat(), (end + 2 * _ONE_DAY).isoformat()
+def _ts_bounds(start: dt.date, end: dt.date) -> dict[str, str]:
+    """String bounds of the timestamps (whatever their UTC offset, at most ±14 h) on a China
+    date in ``[start, end]``: every such timestamp lies in ``[lo_ts, hi_ts)`` (the index
+    range), and every timestamp in ``[in_lo, in_hi)`` is such a one (its own date is at most
+    a day off its China date), so only those near either end need their China date worked
+    out."""
+    return {
+        "lo_ts": (start - _ONE_DAY).isoformat(),
+        "hi_ts": (end + 2 * _ONE_DAY).isoformat(),
+        "in_lo": (start + _ONE_DAY).isoformat(),
+        "in_hi": end.isoformat(),
+    }
+
+
+def _in_period(column: str) -> str:
+    """``column`` (a timestamp) falls on a China date of the period: the index range, then
+    the exact date for the timestamps near either end only (SQLite stops at the first true
+    branch of an ``OR``)."""
+    return (
+        f"{column} >= :lo_ts AND {column} < :hi_ts AND ({column} >= :in_lo AND {column} < :in_hi "
+        f"OR date({column}, '+8 hours') BETWEEN :start AND :end)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class _Query:
-    """What every statement shares: the group key, the scope of cases and the period."""
+    """What every statement shares: the group key and the scope, both over the ``township``
+    and ``unit_id`` columns that cases and every table counted have, and the period."""
 
     key: str
     scope: str
+    """The jurisdiction's township range, and the unit when asked for."""
+    unit_scope: str
+    """The unit part of ``scope`` alone (`` AND unit_id = :unit``, or nothing)."""
     args: dict[str, Any]
 
 
@@ -272,22 +296,21 @@ def stats(
     if today is None:
         today = china_today(dt.datetime.now(dt.UTC))
     as_of = min(end, today)
-    lo_ts, hi_ts = _ts_bounds(start, end)
-    scope = "c.township >= :jur AND c.township < :jur_hi"
     args: dict[str, Any] = {
         "jur": jurisdiction,
         "jur_hi": code_range(jurisdiction)[1],
         "start": start.isoformat(),
         "end": end.isoformat(),
-        "lo_ts": lo_ts,
-        "hi_ts": hi_ts,
+        **_ts_bounds(start, end),
         "last_due": min(end, today - _ONE_DAY).isoformat(),
         "as_of": as_of.isoformat(),
     }
+    unit_scope = ""
     if unit_id is not None:
-        scope += " AND c.unit_id = :unit"
+        unit_scope = " AND unit_id = :unit"
         args["unit"] = unit_id
-    q = _Query(_KEY_SQL[group_by], scope, args)
+    scope = "township >= :jur AND township < :jur_hi" + unit_scope
+    q = _Query(_KEY_SQL[group_by], scope, unit_scope, args)
 
     figures: dict[str | None, dict[str, Any]] = {}
 
@@ -344,17 +367,17 @@ def stats(
 
 
 def _registrations(db: Database, q: _Query, townships: list[str]) -> list[tuple[Any, ...]]:
-    """(key, township, category, cases registered in the period)."""
+    """(key, township, category, cases registered in the period): one range of
+    ``cases_registered`` per township of the jurisdiction (``townships``, which stand for
+    the township range of the scope)."""
     if not townships:
         return []
     marks = ",".join(f":t{i}" for i in range(len(townships)))
     args = q.args | {f"t{i}": t for i, t in enumerate(townships)}
     return db.execute(
-        f"SELECT {q.key}, c.township, c.category, count(*) FROM cases c "
-        f"WHERE c.township IN ({marks}) AND c.registered_at >= :lo_ts "
-        "AND c.registered_at < :hi_ts "
-        "AND date(c.registered_at, '+8 hours') BETWEEN :start AND :end "
-        f"AND {q.scope} GROUP BY 1, 2, 3",
+        f"SELECT {q.key}, township, category, count(*) FROM cases "
+        f"WHERE township IN ({marks}) AND {_in_period('registered_at')}{q.unit_scope} "
+        "GROUP BY 1, 2, 3",
         args,
     ).fetchall()
 
@@ -368,19 +391,18 @@ def _deadline_outcomes(db: Database, q: _Query) -> list[tuple[Any, ...]]:
     """
     kinds = f"(d.kind = '{HANDLE_KIND}' OR {_acceptance_kind()})"
     ended = "date(d.ended_at, '+8 hours')"
+    # closed in time: on a day before the due date by its own date (then its China date is
+    # at most the due date), else by its China date
+    in_time = f"(d.ended_at < d.due OR {ended} <= d.due)"
     met = db.execute(
         f"SELECT {q.key}, {_metric()}, count(*) FROM deadlines d "
-        "CROSS JOIN cases c ON c.case_no = d.case_no "
-        "WHERE d.state IN ('met', 'stopped') AND d.due >= :start "
-        "AND d.ended_at >= :lo_ts AND d.ended_at < :hi_ts "
-        f"AND {ended} BETWEEN :start AND :end AND {ended} <= d.due "
-        f"AND (d.state = 'met' OR d.kind IN {ACCEPTANCE_KINDS}) "
-        f"AND {kinds} AND {q.scope} GROUP BY 1, 2",
+        f"WHERE d.state IN ('met', 'stopped') AND d.due >= :start AND {q.scope} "
+        f"AND {_in_period('d.ended_at')} AND {in_time} "
+        f"AND (d.state = 'met' OR d.kind IN {ACCEPTANCE_KINDS}) AND {kinds} GROUP BY 1, 2",
         q.args,
     ).fetchall()
     missed = db.execute(
         f"SELECT {q.key}, {_metric()}, count(*) FROM deadlines d "
-        "CROSS JOIN cases c ON c.case_no = d.case_no "
         "WHERE d.state IN ('open', 'missed', 'stopped') AND d.due BETWEEN :start AND :last_due "
         f"AND (d.state <> 'stopped' OR {ended} > d.due) AND {kinds} AND {q.scope} GROUP BY 1, 2",
         q.args,
@@ -397,13 +419,14 @@ def _overdue(db: Database, q: _Query) -> list[tuple[Any, ...]]:
     """(key, cases with a deadline open at the end of the as-of day and due before it): still
     open, or closed (missed or stopped) only after that day."""
     return db.execute(
-        f"SELECT {q.key}, count(DISTINCT o.case_no) FROM ("
-        "  SELECT case_no FROM deadlines WHERE state = 'open' AND due < :as_of"
+        f"SELECT key, count(DISTINCT case_no) FROM ("
+        f"  SELECT {q.key} AS key, case_no FROM deadlines"
+        f"  WHERE state = 'open' AND due < :as_of AND {q.scope}"
         "  UNION ALL"
-        "  SELECT case_no FROM deadlines WHERE state IN ('missed', 'stopped')"
-        "  AND ended_at >= :as_of AND +due < :as_of AND date(ended_at, '+8 hours') > :as_of"
-        ") AS o CROSS JOIN cases c ON c.case_no = o.case_no "
-        f"WHERE {q.scope} GROUP BY 1",
+        f"  SELECT {q.key}, case_no FROM deadlines"
+        "  WHERE state IN ('missed', 'stopped') AND ended_at >= :as_of AND +due < :as_of"
+        f"  AND date(ended_at, '+8 hours') > :as_of AND {q.scope}"
+        ") GROUP BY 1",
         q.args,
     ).fetchall()
 
@@ -411,11 +434,8 @@ def _overdue(db: Database, q: _Query) -> list[tuple[Any, ...]]:
 def _ratings(db: Database, q: _Query) -> list[tuple[Any, ...]]:
     """(key, ratings in the period, office satisfied, unit satisfied)."""
     return db.execute(
-        f"SELECT {q.key}, count(*), sum(r.office IN {SATISFIED}), sum(r.unit IN {SATISFIED}) "
-        "FROM ratings r CROSS JOIN cases c ON c.case_no = r.case_no "
-        "WHERE r.rated_at >= :lo_ts AND r.rated_at < :hi_ts "
-        "AND date(r.rated_at, '+8 hours') BETWEEN :start AND :end "
-        f"AND {q.scope} GROUP BY 1",
+        f"SELECT {q.key}, count(*), sum(office IN {SATISFIED}), sum(unit IN {SATISFIED}) "
+        f"FROM ratings WHERE {_in_period('rated_at')} AND {q.scope} GROUP BY 1",
         q.args,
     ).fetchall()
 
@@ -423,12 +443,10 @@ def _ratings(db: Database, q: _Query) -> list[tuple[Any, ...]]:
 def _participation(db: Database, q: _Query) -> list[tuple[Any, ...]]:
     """(key, cases replied in the period, of those the ones rated)."""
     return db.execute(
-        f"SELECT {q.key}, count(*), count(r.case_no) FROM ("
-        "  SELECT DISTINCT case_no FROM transitions WHERE to_state = 'replied' "
-        "  AND ts >= :lo_ts AND ts < :hi_ts AND date(ts, '+8 hours') BETWEEN :start AND :end"
-        ") AS t CROSS JOIN cases c ON c.case_no = t.case_no "
-        "LEFT JOIN ratings r ON r.case_no = t.case_no "
-        f"WHERE {q.scope} GROUP BY 1",
+        f"SELECT key, count(*), count(r.case_no) FROM ("
+        f"  SELECT DISTINCT {q.key} AS key, case_no FROM transitions "
+        f"  WHERE to_state = 'replied' AND {_in_period('ts')} AND {q.scope}"
+        ") AS t LEFT JOIN ratings r ON r.case_no = t.case_no GROUP BY 1",
         q.args,
     ).fetchall()
 

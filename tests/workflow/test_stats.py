@@ -1,5 +1,5 @@
 """Statistics, ranking and the monthly report over a small data set with outcomes known by
-hand, in a real hub database; and the statistics' speed over 200,000 cases."""
+hand, in a real hub database."""
 
 from __future__ import annotations
 
