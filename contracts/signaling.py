@@ -33,6 +33,10 @@ end                 participant, relay     end the session with a reason
 session_ended       server                 to everyone in it, hidden monitors and relay too
 peer_left           server → relay         a subscriber (a monitor) is gone: close its
                                            downstream connections
+event               server → relay         one session event (``LiveEvent``) for the hub's
+                                           timeline and audit log; buffered while no
+                                           relay is connected
+media_failed        relay → participant    an offer could not be answered (code, message)
 live                server → monitors      full snapshot of the live sessions in the
                                            monitor's jurisdiction, on connect and on change
 error               server                 a frame was refused; the socket stays open
@@ -50,6 +54,15 @@ the sender's subject and passes the frame to the relay, which calls its ``publis
 sdp}``; the server passes it (and any ``ice`` of the relay naming ``peer``) to that
 participant's current socket. ``ice`` from a participant reaches the relay the same way.
 ``peer`` is ignored when a participant sends it and required when the relay does.
+
+A subscribe ``offer`` without ``source`` gets the other participant of the session (for the
+box: the official; for the official: the box; for a monitor: the box); a monitor sends one
+subscribe offer per participant it wants to see, each with its ``source``. The relay's
+``answer`` carries the ``source`` it chose, so a client tells its downstreams apart. The relay
+holds a subscribe offer until ``source`` publishes (a few seconds), so both participants may
+send their offers in any order; if it cannot answer, it sends ``media_failed``. The relay
+gathers all its ICE candidates before answering (no trickle); it ignores trickled ``ice``
+from participants, who therefore send complete offers as well.
 """
 
 from __future__ import annotations
@@ -270,6 +283,9 @@ class Answer(_Frame):
     direction: Direction
     sdp: Sdp
     peer: Subject | None = None
+    source: Subject | None = Field(
+        default=None, description="for a subscribe: the publisher this downstream carries"
+    )
 
 
 class Ice(_Frame):
@@ -280,6 +296,9 @@ class Ice(_Frame):
     direction: Direction
     candidate: IceCandidate | None = None
     peer: Subject | None = None
+    source: Subject | None = Field(
+        default=None, description="for a subscribe: which downstream (as in its offer)"
+    )
 
 
 class Watch(_Frame):
@@ -337,99 +356,6 @@ class Error(_Frame):
     code: str
     message: str
     frame_type: str | None = None
-
-
-Frame = Annotated[
-    Hello
-    | Welcome
-    | RequestReception
-    | Cancel
-    | Queued
-    | Queue
-    | Accept
-    | SessionStarted
-    | Offer
-    | Answer
-    | Ice
-    | Watch
-    | Leave
-    | End
-    | SessionEnded
-    | PeerLeft
-    | Live
-    | Error,
-    Field(discriminator="type"),
-]
-_FRAME: TypeAdapter[Frame] = TypeAdapter(Frame)
-FRAME_TYPES: frozenset[str] = frozenset(
-    str(cls.model_fields["type"].default) for cls in _Frame.__subclasses__()
-)
-
-SERVER = "server"
-RELAY = "relay"
-SENDERS: dict[str, frozenset[str]] = {
-    "hello": frozenset({"any"}),
-    "request_reception": frozenset({Role.BOX}),
-    "cancel": frozenset({Role.BOX}),
-    "accept": QUEUE_ROLES,
-    "offer": frozenset({Role.BOX, *QUEUE_ROLES, *WATCH_ROLES, RELAY}),
-    "answer": frozenset({RELAY}),
-    "ice": frozenset({Role.BOX, *QUEUE_ROLES, *WATCH_ROLES, RELAY}),
-    "watch": WATCH_ROLES,
-    "leave": frozenset({Role.BOX, *QUEUE_ROLES, *WATCH_ROLES}),
-    "end": frozenset({Role.BOX, *QUEUE_ROLES, RELAY}),
-}
-"""Who may send each client frame (roles, or ``RELAY``); every other type is the server's."""
-
-
-def parse_frame(text: str | bytes) -> Frame:
-    """One frame from a WebSocket message; raises ``FrameError`` naming the problem."""
-    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
-    if size > MAX_FRAME_BYTES:
-        raise FrameError("too_large", f"frame of {size} bytes exceeds {MAX_FRAME_BYTES} bytes")
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise FrameError("bad_json", f"frame is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise FrameError("not_object", f"frame must be a JSON object, got {type(raw).__name__}")
-    kind = raw.get("type")
-    if not isinstance(kind, str):
-        raise FrameError("unknown_type", f"frame has no string 'type' field (got {kind!r})")
-    if kind not in FRAME_TYPES:
-        raise FrameError("unknown_type", f"unknown frame type {kind!r}", kind[:64])
-    try:
-        return _FRAME.validate_python(raw)
-    except ValidationError as exc:
-        raise FrameError("invalid_field", f"{kind}: {_problems(exc)}", kind) from None
-
-
-def _problems(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"][1:]) or "frame"  # [0] is the type tag
-        msg = "missing field" if err["type"] == "missing" else err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts)
-
-
-def is_relay(claims: Claims) -> bool:
-    """Whether a SIGNALING token's holder is the hub relay (the session's media endpoint)."""
-    return claims.role is Role.ADMIN and claims.sub == RELAY_SUBJECT
-
-
-def mint_relay_token(key: bytes, jurisdiction: str, ttl: dt.timedelta) -> str:
-    """The hub relay's SIGNALING token (the hub, which holds ``key``, makes it)."""
-    return mint_token(
-        key,
-        sub=RELAY_SUBJECT,
-        role=Role.ADMIN,
-        jurisdiction=jurisdiction,
-        audience=Audience.SIGNALING,
-        ttl=ttl,
-    )
 
 
 # -- session events, for the hub's case timeline ---------------------------------------------
@@ -509,6 +435,125 @@ LiveEvent = Annotated[
 ]
 LIVE_EVENT: TypeAdapter[LiveEvent] = TypeAdapter(LiveEvent)
 """Validates a live event (e.g. when the hub receives one as JSON)."""
+
+
+class EventFrame(_Frame):
+    """To the relay (the hub): one session event, for the case timeline and the audit log.
+    Events are sent in the order they happened; while no relay is connected the server keeps
+    them (bounded) and sends them when one connects."""
+
+    type: Literal["event"] = "event"
+    event: LiveEvent
+
+
+class MediaFailed(_Frame):
+    """From the relay to a participant: its ``offer`` could not be answered (``code``:
+    ``not_publishing`` when ``source`` sends nothing within the relay's wait,
+    ``bad_offer``, ``codec_mismatch``, ``relay_error``). Send a new offer to retry."""
+
+    type: Literal["media_failed"] = "media_failed"
+    session_id: Id
+    direction: Direction
+    source: Subject | None = None
+    peer: Subject | None = None
+    code: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=1000)
+
+
+Frame = Annotated[
+    Hello
+    | Welcome
+    | RequestReception
+    | Cancel
+    | Queued
+    | Queue
+    | Accept
+    | SessionStarted
+    | Offer
+    | Answer
+    | Ice
+    | Watch
+    | Leave
+    | End
+    | SessionEnded
+    | PeerLeft
+    | Live
+    | Error
+    | EventFrame
+    | MediaFailed,
+    Field(discriminator="type"),
+]
+_FRAME: TypeAdapter[Frame] = TypeAdapter(Frame)
+FRAME_TYPES: frozenset[str] = frozenset(
+    str(cls.model_fields["type"].default) for cls in _Frame.__subclasses__()
+)
+
+SERVER = "server"
+RELAY = "relay"
+SENDERS: dict[str, frozenset[str]] = {
+    "hello": frozenset({"any"}),
+    "request_reception": frozenset({Role.BOX}),
+    "cancel": frozenset({Role.BOX}),
+    "accept": QUEUE_ROLES,
+    "offer": frozenset({Role.BOX, *QUEUE_ROLES, *WATCH_ROLES, RELAY}),
+    "answer": frozenset({RELAY}),
+    "media_failed": frozenset({RELAY}),
+    "ice": frozenset({Role.BOX, *QUEUE_ROLES, *WATCH_ROLES, RELAY}),
+    "watch": WATCH_ROLES,
+    "leave": frozenset({Role.BOX, *QUEUE_ROLES, *WATCH_ROLES}),
+    "end": frozenset({Role.BOX, *QUEUE_ROLES, RELAY}),
+}
+"""Who may send each client frame (roles, or ``RELAY``); every other type is the server's."""
+
+
+def parse_frame(text: str | bytes) -> Frame:
+    """One frame from a WebSocket message; raises ``FrameError`` naming the problem."""
+    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
+    if size > MAX_FRAME_BYTES:
+        raise FrameError("too_large", f"frame of {size} bytes exceeds {MAX_FRAME_BYTES} bytes")
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise FrameError("bad_json", f"frame is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise FrameError("not_object", f"frame must be a JSON object, got {type(raw).__name__}")
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise FrameError("unknown_type", f"frame has no string 'type' field (got {kind!r})")
+    if kind not in FRAME_TYPES:
+        raise FrameError("unknown_type", f"unknown frame type {kind!r}", kind[:64])
+    try:
+        return _FRAME.validate_python(raw)
+    except ValidationError as exc:
+        raise FrameError("invalid_field", f"{kind}: {_problems(exc)}", kind) from None
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"][1:]) or "frame"  # [0] is the type tag
+        msg = "missing field" if err["type"] == "missing" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def is_relay(claims: Claims) -> bool:
+    """Whether a SIGNALING token's holder is the hub relay (the session's media endpoint)."""
+    return claims.role is Role.ADMIN and claims.sub == RELAY_SUBJECT
+
+
+def mint_relay_token(key: bytes, jurisdiction: str, ttl: dt.timedelta) -> str:
+    """The hub relay's SIGNALING token (the hub, which holds ``key``, makes it)."""
+    return mint_token(
+        key,
+        sub=RELAY_SUBJECT,
+        role=Role.ADMIN,
+        jurisdiction=jurisdiction,
+        audience=Audience.SIGNALING,
+        ttl=ttl,
+    )
 
 
 def event_json(event: LiveEvent) -> dict[str, Any]:

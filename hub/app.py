@@ -1,4 +1,5 @@
-"""The hub's composition: store, presence ingest, HTTP API and console, zeroconf.
+"""The hub's composition: store, presence ingest, HTTP API and console, zeroconf, and (when
+``signaling.url`` is set) live reception's media relay with its signaling agent.
 
 ``HubApp.run()`` runs until cancelled and tears down in reverse order of start-up.
 """
@@ -8,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from contracts.access import Audience
+from contracts.signaling import LiveEvent, event_json
 from hub import __version__
 from hub.accounts import LoginThrottle
 from hub.api.blobs import box_token
 from hub.api.context import HubContext
+from hub.api.live import signaling_url
 from hub.api.web import create_app
 from hub.blobs.store import BlobStore
 from hub.blobs.verifier import verify_photos_forever
@@ -25,11 +30,16 @@ from hub.ingest.writer import IngestWriter
 from hub.live import Broadcaster
 from hub.pii import PiiVault
 from hub.store.db import EdgeRow, HubStore
+from hub.store.live import record_event
 from hub.workflow.engine import Rules
 from hub.workflow.policy import load_policies
 from hub.workflow.service import run_workflow
 from runtime.config import local_secret, read_secret
 from runtime.http import serve
+
+if TYPE_CHECKING:
+    from hub.media.agent import RelayAgent
+    from hub.media.relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +67,7 @@ class HubApp:
         pii = pii_key(config)
         self.vault = PiiVault(pii)
         self.key = signing_key(config)
-        self.blobs = BlobStore(config.state_dir / "blobs")
+        self.blobs = BlobStore(config.state_dir / "blobs", max_bytes=config.sync.max_blob_bytes)
         self.http_port: int | None = None
         self.writer = IngestWriter(config.database, pii)
         self.ingest = HubLink(
@@ -85,18 +95,53 @@ class HubApp:
             load_policies(config.workflow.policies_file), tuple(config.workflow.reply_elements)
         )
         self.ready = asyncio.Event()
+        self.relay: Relay | None = None
+        self.agent: RelayAgent | None = None
 
     def _box_config(self, node: str, township: str) -> dict[str, str]:
         """What a box is told after its birth: where and with which token to upload blobs,
-        and to open its signaling WebSocket for live reception."""
-        from hub.api.live import box_signaling_token, signaling_url
-
-        return {
+        and (when live reception is on) to open its signaling WebSocket."""
+        config = {
             "blob_url": self.config.upload_url(self.http_port),
             "blob_token": box_token(self.key, node, township),
-            "signaling_url": signaling_url(self.config),
-            "signaling_token": box_signaling_token(self.key, node, township),
         }
+        url = signaling_url(self.config)
+        if url is not None:
+            config["signaling_url"] = url
+            config["signaling_token"] = box_token(self.key, node, township, Audience.SIGNALING)
+        return config
+
+    async def _live_event(self, event: LiveEvent) -> None:
+        """A session event from signaling (through the relay agent): into the case timeline,
+        ``live_sessions``/``live_views`` and the audit log (``hub.store.live``)."""
+        new = await self.store.run(lambda db: record_event(db, event))
+        log.info("live event %s%s", event_json(event), "" if new else " (already recorded)")
+
+    async def _start_live(self, stack: contextlib.AsyncExitStack) -> None:
+        """The media relay and its signaling agent (stopped in reverse order by ``stack``)."""
+        from hub.media.agent import RelayAgent
+        from hub.media.relay import Relay
+        from runtime.rtc import install_low_latency, loopback_ice
+
+        link = self.config.signaling
+        url = link.agent_url
+        assert url is not None
+        install_low_latency()
+        if self.config.relay.loopback_only:
+            stack.enter_context(loopback_ice())
+        self.relay = await stack.enter_async_context(Relay(self.config.relay))
+        self.agent = await stack.enter_async_context(
+            RelayAgent(
+                self.relay,
+                url,
+                self.key,
+                link.jurisdiction,
+                on_event=self._live_event,
+                reconnect_min=link.reconnect_min,
+                reconnect_max=link.reconnect_max,
+                subscribe_wait=link.subscribe_wait,
+            )
+        )
 
     def _changed(self, row: EdgeRow) -> None:
         self._online[row["node"]] = bool(row["online"])
@@ -126,6 +171,8 @@ class HubApp:
                     config.http.port,
                 )
             )
+            if config.signaling.enabled:
+                await self._start_live(stack)
             if config.discovery.announce:
                 await stack.enter_async_context(hub_announcer(config, self.http_port, self.version))
             log.info(

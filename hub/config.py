@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from contracts.access import Role
+from contracts.divisions import parse_division
 from contracts.errors import ContractError
 from contracts.topics import check_id
+from hub.media.config import RelayConfig
 from runtime.config import DiscoveryConfig, HttpConfig, LogLevel, MqttConfig, Section
 
 
@@ -50,6 +53,13 @@ class SyncConfig(Section):
         default=None,
         description="32-byte hex master key for personal data (file or credential name); "
         "unset: state_dir/pii.key, created on first start",
+    )
+    max_blob_bytes: int = Field(
+        default=1024**3,
+        ge=1024**2,
+        le=16 * 1024**3,
+        description="largest blob (a photo, a session recording) a box may upload, bytes; a "
+        "30-minute recording of both sides is about 200 MB",
     )
 
 
@@ -93,6 +103,86 @@ class WorkflowConfig(Section):
     )
 
 
+def _ws_url(value: str | None, key: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"{key} must be a ws:// or wss:// URL with a host, got {value!r}")
+    return value
+
+
+class SignalingLink(Section):
+    """Where live reception's signaling server is; unset ``url``: live reception is off (no
+    relay, no agent, no signaling token for boxes or users)."""
+
+    url: str | None = Field(
+        default=None,
+        description="the signaling WebSocket as boxes and browsers reach it, e.g. "
+        "ws://hub.example:8001/ws; unset or empty: live reception is off",
+    )
+    internal_url: str | None = Field(
+        default=None,
+        description="the signaling WebSocket as the hub's relay agent reaches it (e.g. over "
+        "loopback); unset: url",
+    )
+    jurisdiction: str = Field(
+        default="51",
+        description="the division code this hub serves (the relay token's jurisdiction)",
+    )
+    reconnect_min: float = Field(
+        default=0.5, gt=0, le=60, description="seconds before the agent's first reconnect"
+    )
+    reconnect_max: float = Field(
+        default=10.0, gt=0, le=600, description="longest pause between the agent's reconnects"
+    )
+    subscribe_wait: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        description="seconds a subscribe offer waits for its source to publish before the "
+        "relay answers media_failed",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _ws_url(value, "signaling.url")
+
+    @field_validator("internal_url")
+    @classmethod
+    def _internal(cls, value: str | None) -> str | None:
+        return _ws_url(value, "signaling.internal_url")
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _jur(cls, value: str) -> str:
+        try:
+            return parse_division(value).code
+        except ContractError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _check(self) -> SignalingLink:
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError(
+                f"reconnect_max ({self.reconnect_max}) is below reconnect_min "
+                f"({self.reconnect_min})"
+            )
+        if self.internal_url and not self.url:
+            raise ValueError("internal_url is set but url is not: set url to turn live on")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def agent_url(self) -> str | None:
+        """Where the relay agent connects (``internal_url``, else ``url``)."""
+        return self.internal_url or self.url
+
+
 class HubConfig(Section):
     hub_id: str = Field(description="this hub's id, e.g. the city code 'hub-5101'")
     state_dir: Path = Field(description="writable data directory (SQLite, keys)")
@@ -116,6 +206,13 @@ class HubConfig(Section):
     )
     announce: AnnounceConfig = Field(
         default_factory=AnnounceConfig, description="what the zeroconf announcement tells boxes"
+    )
+    signaling: SignalingLink = Field(
+        default_factory=SignalingLink,
+        description="live reception: the signaling server boxes, browsers and the relay use",
+    )
+    relay: RelayConfig = Field(
+        default_factory=RelayConfig, description="live reception: the media relay (SFU)"
     )
 
     @field_validator("hub_id")

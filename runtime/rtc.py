@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import aioice.ice
 import aiortc
+import aiortc.rtcdtlstransport
 import aiortc.rtcrtpreceiver
 import av
 from aiortc import RTCConfiguration, RTCRtpReceiver, RTCRtpSender
@@ -156,6 +157,20 @@ def internals_problems() -> list[str]:
         "_send_keyframe" in _code_names(sender_cls._handle_rtcp_packet),
         "RTCRtpSender._handle_rtcp_packet no longer calls self._send_keyframe on PLI/FIR",
     )
+    expect(
+        _params(sender_cls._handle_rtcp_packet) == ["self", "packet"],
+        "RTCRtpSender._handle_rtcp_packet(packet) changed",
+    )
+    expect(
+        {"unpack_remb_fci", "RTCP_PSFB_APP"} <= _code_names(sender_cls._handle_rtcp_packet),
+        "RTCRtpSender._handle_rtcp_packet no longer reads REMB with unpack_remb_fci",
+    )
+    expect(
+        "_handle_rtcp_packet"
+        in _code_names(aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtcp_data),
+        "RTCDtlsTransport._handle_rtcp_data no longer calls _handle_rtcp_packet",
+    )
+    expect("_ssrc" in _code_names(sender_cls.__init__), "RTCRtpSender no longer keeps _ssrc")
     expect(
         {"pack", "recv"} <= _code_names(sender_cls._next_encoded_frame),
         "RTCRtpSender._next_encoded_frame no longer packs pre-encoded packets",

@@ -39,3 +39,10 @@ class SignalingConfig(Section):
         le=100_000,
         description="frames queued for one socket before it is closed as too slow",
     )
+    event_buffer: int = Field(
+        default=10_000,
+        ge=10,
+        le=1_000_000,
+        description="session events kept while the hub's relay is not connected (the oldest "
+        "are dropped beyond this, each with an error log)",
+    )

@@ -35,7 +35,7 @@ from signaling.connection import Connection
 from signaling.errors import Refused
 from signaling.queue import Request, WaitingQueue
 from signaling.sessions import Participant, Session, Sessions, View
-from signaling.sink import EventSink
+from signaling.sink import EventSink, RelayFeed
 
 log = logging.getLogger(__name__)
 quiet = QuietLogger(log)
@@ -46,8 +46,10 @@ def _now() -> dt.datetime:
 
 
 class Rooms:
-    def __init__(self, sink: EventSink, grace: float = 30.0) -> None:
+    def __init__(self, sink: EventSink, grace: float = 30.0, event_buffer: int = 10_000) -> None:
         self.sink = sink
+        self.events = RelayFeed(event_buffer)
+        """Every event also goes to the relay (the hub), kept while none is connected."""
         self.grace = grace
         self.queue = WaitingQueue()
         self.sessions = Sessions()
@@ -129,12 +131,14 @@ class Rooms:
         claims = conn.claims
         conn.send(sig.Welcome(you=sig.Identity(sub=conn.sub, role=claims.role, jur=claims.jur)))
         log.info("%s: relay joined; %d live sessions", conn.who, len(self.sessions))
+        self.events.attach(conn)
         for session in self.sessions.all():
             conn.send(self._started(session, None))
 
     def drop(self, conn: Connection) -> None:
         """A socket closed (either side): start the grace of what its subject holds."""
         if conn.relay:
+            self.events.detach(conn)
             if self.relay is conn:
                 self.relay = None
                 log.warning("%s: relay gone; %d live sessions", conn.who, len(self.sessions))
@@ -198,7 +202,7 @@ class Rooms:
                     self._withdraw(conn, frame)
                 case sig.Accept():
                     self._accept(conn, frame)
-                case sig.Offer() | sig.Answer() | sig.Ice():
+                case sig.Offer() | sig.Answer() | sig.Ice() | sig.MediaFailed():
                     self._media(conn, frame)
                 case sig.Watch():
                     self._watch(conn, frame)
@@ -257,7 +261,7 @@ class Rooms:
             )
         )
         log.info("%s: requests reception for case %s", conn.who, frame.case_no)
-        self.sink.emit(
+        self._emit(
             sig.Requested(
                 at=request.since,
                 case_no=request.case_no,
@@ -279,7 +283,7 @@ class Rooms:
 
     def _cancel(self, request: Request, reason: str) -> None:
         self.queue.remove(request.request_id)
-        self.sink.emit(
+        self._emit(
             sig.Cancelled(
                 at=_now(),
                 case_no=request.case_no,
@@ -319,7 +323,7 @@ class Rooms:
             )
         )
         common = {"case_no": request.case_no, "node": request.node, "township": request.township}
-        self.sink.emit(
+        self._emit(
             sig.Accepted(
                 at=session.started_at,
                 request_id=request.request_id,
@@ -328,7 +332,7 @@ class Rooms:
                 **common,
             )
         )
-        self.sink.emit(
+        self._emit(
             sig.Started(
                 at=session.started_at,
                 request_id=request.request_id,
@@ -368,7 +372,9 @@ class Rooms:
 
     # -- media ----------------------------------------------------------------------------------
 
-    def _media(self, conn: Connection, frame: sig.Offer | sig.Answer | sig.Ice) -> None:
+    def _media(
+        self, conn: Connection, frame: sig.Offer | sig.Answer | sig.Ice | sig.MediaFailed
+    ) -> None:
         session = self._session(frame.session_id)
         if conn.relay:
             if frame.peer is None:
@@ -438,7 +444,7 @@ class Rooms:
         view = session.views.pop(sub, None)
         if view is None:
             return
-        self.sink.emit(
+        self._emit(
             sig.MonitorView(
                 at=at or _now(),
                 case_no=session.case_no,
@@ -480,7 +486,7 @@ class Rooms:
                 self._lost.pop(p.sub).cancel()  # nothing left to rejoin
         if self.relay is not None:
             self.relay.send(ended)
-        self.sink.emit(
+        self._emit(
             sig.Ended(
                 at=at,
                 case_no=session.case_no,
@@ -502,6 +508,10 @@ class Rooms:
             by or "server",
         )
         self._live_changed()
+
+    def _emit(self, event: sig.LiveEvent) -> None:
+        self.sink.emit(event)
+        self.events.emit(event)
 
     # -- snapshots ------------------------------------------------------------------------------
 
@@ -544,4 +554,6 @@ class Rooms:
             "waiting": len(self.queue),
             "sessions": len(self.sessions),
             "relay": int(self.relay is not None),
+            "events_waiting": len(self.events.waiting),
+            "events_dropped": self.events.dropped,
         }

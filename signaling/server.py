@@ -24,6 +24,7 @@ from contracts.signaling import (
     Error,
     FrameError,
     Hello,
+    is_relay,
     parse_frame,
 )
 from runtime.http import serve
@@ -80,7 +81,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         state.pending.discard(ws)
     if claims is None:
         return ws
-    conn = Connection(claims, state.config.outbox_frames)
+    outbox = state.config.outbox_frames
+    if is_relay(claims):  # it may be sent every event that waited for it at once
+        outbox += state.config.event_buffer
+    conn = Connection(claims, outbox)
     state.rooms.join(conn)
     try:
         async with asyncio.TaskGroup() as tg:
@@ -183,7 +187,8 @@ def create_app(config: SignalingConfig, sink: EventSink | None = None) -> web.Ap
     key = token_key(config)
     if key is None:
         log.warning("token_secret_file is unset: every signaling connection will be refused")
-    state = State(config, key, Rooms(sink or LogSink(), grace=config.rejoin_grace))
+    rooms = Rooms(sink or LogSink(), grace=config.rejoin_grace, event_buffer=config.event_buffer)
+    state = State(config, key, rooms)
     app = web.Application()
     app[STATE] = state
 

@@ -6,18 +6,24 @@ The server calls ``sink.emit(event)`` synchronously at the moment something happ
 event on (a queue, a buffer flushed by its own task) and return.
 
 - ``LogSink`` (the default) logs each event as one JSON line at INFO.
-- ``QueueSink`` puts events on a bounded ``asyncio.Queue`` that a consumer drains, e.g. a task
-  that POSTs them to the hub's case timeline (not built yet: see the live-video issue).
+- ``QueueSink`` puts events on a bounded ``asyncio.Queue`` that a consumer drains (tests).
+
+Besides the configured sink, ``signaling.rooms.Rooms`` always hands every event to a
+``RelayFeed``: the hub's relay agent receives it as an ``event`` frame and writes it to the
+case timeline. While no relay is connected the feed keeps up to ``limit`` events (the oldest
+are dropped, each with an error log) and sends them, in order, when a relay connects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from typing import Protocol
 
-from contracts.signaling import LiveEvent, event_json
+from contracts.signaling import EventFrame, LiveEvent, event_json
+from signaling.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +66,44 @@ class QueueSink:
         while not self.queue.empty():
             out.append(self.queue.get_nowait())
         return out
+
+
+class RelayFeed:
+    """Every event to the relay's socket, kept (at most ``limit``) while no relay is connected
+    and sent on ``attach``, oldest first."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.waiting: collections.deque[LiveEvent] = collections.deque()
+        self.conn: Connection | None = None
+        self.sent = 0
+        self.dropped = 0
+
+    def emit(self, event: LiveEvent) -> None:
+        if self.conn is not None and self.conn.closing is None:
+            self._send(self.conn, event)
+            return
+        if len(self.waiting) >= self.limit:
+            log.error(
+                "no relay connected and %d events waiting: dropped %s",
+                len(self.waiting),
+                json.dumps(event_json(self.waiting.popleft()), ensure_ascii=False),
+            )
+            self.dropped += 1
+        self.waiting.append(event)
+
+    def attach(self, conn: Connection) -> None:
+        """``conn`` is the relay now: send it what waited."""
+        self.conn = conn
+        if self.waiting:
+            log.info("%s: sending %d events that waited for a relay", conn.who, len(self.waiting))
+        while self.waiting and conn.closing is None:
+            self._send(conn, self.waiting.popleft())
+
+    def detach(self, conn: Connection) -> None:
+        if self.conn is conn:
+            self.conn = None
+
+    def _send(self, conn: Connection, event: LiveEvent) -> None:
+        conn.send(EventFrame(event=event))
+        self.sent += 1

@@ -24,14 +24,15 @@ from edge.app import EdgeApp
 from edge.config import EdgeConfig, TelemetryConfig
 from hub.accounts import hash_password
 from hub.app import HubApp
-from hub.config import HubConfig
+from hub.config import HubConfig, SignalingLink
+from hub.media.config import RelayConfig
 from hub.org import UserRow, apply_org, load_units, load_users
 from hub.store.db import HubStore
 from hub.workflow.history import walk
 from hub.workflow.scanner import adopt
 from hub.workflow.seed import generate, insert_cases
 from runtime.cli import run_until_signal
-from runtime.config import DiscoveryConfig, HttpConfig, MqttConfig
+from runtime.config import DiscoveryConfig, HttpConfig, MqttConfig, local_secret
 from runtime.logs import setup_logging
 from runtime.sqlite import transaction
 from signaling.config import SignalingConfig
@@ -132,7 +133,16 @@ async def run_demo(
     state_dir.mkdir(parents=True, exist_ok=True)
     password = admin_password or secrets.token_urlsafe(9)
     click.echo(f"xinfang-video demo: starting broker, hub, signaling and {edges} boxes…")
-    async with EmbeddedBroker(LOOPBACK) as broker:
+    async with EmbeddedBroker(LOOPBACK) as broker, asyncio.TaskGroup() as tg:
+        # signaling checks tokens with the hub's key: make it first, then start signaling, whose
+        # port goes into the hub's config
+        key_file = state_dir / "hub" / "hub.key"
+        local_secret(key_file)
+        signaling = SignalingServer(
+            SignalingConfig(http=HttpConfig(host=LOOPBACK, port=0), token_secret_file=str(key_file))
+        )
+        tg.create_task(signaling.run(), name="signaling")
+        await signaling.ready.wait()
         hub_config = HubConfig(
             hub_id=HUB_ID,
             state_dir=state_dir / "hub",
@@ -146,24 +156,22 @@ async def run_demo(
                 reconnect_max=5,
             ),
             discovery=DiscoveryConfig(interfaces=[LOOPBACK]),
+            signaling=SignalingLink(url=f"ws://{LOOPBACK}:{signaling.port}/ws", jurisdiction=CITY),
+            relay=RelayConfig(loopback_only=True),
         )
         hub = HubApp(hub_config)
         users = await prepare_hub(hub, password, cases)
-        signaling = SignalingServer(SignalingConfig(http=HttpConfig(host=LOOPBACK, port=0)))
         boxes = [EdgeApp(c) for c in edge_configs(edges, state_dir, broker)]
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(hub.run(), name="hub")
-            tg.create_task(signaling.run(), name="signaling")
-            await hub.ready.wait()
-            await signaling.ready.wait()
-            for box in boxes:
-                tg.create_task(box.run(), name=box.config.node_id)
-            for box in boxes:
-                await box.ready.wait()
-            info = describe(hub, signaling, broker, boxes, password, users)
-            (state_dir / "demo.json").write_text(json.dumps(info, ensure_ascii=False, indent=2))
-            online = await wait_online(hub, edges)
-            announce(info, state_dir, online)
+        tg.create_task(hub.run(), name="hub")
+        await hub.ready.wait()
+        for box in boxes:
+            tg.create_task(box.run(), name=box.config.node_id)
+        for box in boxes:
+            await box.ready.wait()
+        info = describe(hub, signaling, broker, boxes, password, users)
+        (state_dir / "demo.json").write_text(json.dumps(info, ensure_ascii=False, indent=2))
+        online = await wait_online(hub, edges)
+        announce(info, state_dir, online)
 
 
 def describe(
@@ -192,6 +200,7 @@ def describe(
         "users_password": password,
         "broker": {"host": broker.host, "port": broker.port},
         "signaling_url": f"http://{LOOPBACK}:{signaling.port}",
+        "signaling_ws": f"ws://{LOOPBACK}:{signaling.port}/ws",
         "hub_id": hub.config.hub_id,
         "edges": [
             {

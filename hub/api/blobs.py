@@ -27,13 +27,15 @@ _PHOTO_CASE = "xfv.photo_case"
 """Request key: the case in the reader's jurisdiction a download is read through."""
 
 
-def box_token(key: bytes, node: str, township: str) -> str:
+def box_token(key: bytes, node: str, township: str, audience: Audience = Audience.BLOBS) -> str:
+    """A box's token for ``audience`` (blob uploads, or the signaling server): subject its node
+    id, jurisdiction its township; sent with the box's config at every birth."""
     return mint_token(
         key,
         sub=node,
         role=Role.BOX,
         jurisdiction=township,
-        audience=Audience.BLOBS,
+        audience=audience,
         ttl=BOX_TOKEN_TTL,
     )
 

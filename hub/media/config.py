@@ -47,6 +47,12 @@ class RelayConfig(Section):
         "(25 = 0.5 s of 20 ms Opus packets)",
     )
 
+    loopback_only: bool = Field(
+        default=False,
+        description="offer 127.0.0.1 as the only ICE host candidate (tests and the demo on "
+        "one machine; never in production)",
+    )
+
     @model_validator(mode="after")
     def _check(self) -> RelayConfig:
         if len(set(self.video_codecs)) != len(self.video_codecs):

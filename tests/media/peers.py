@@ -16,59 +16,26 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from contracts import framestamp
 from runtime.rtc import EncodedTrack, KeyframeReason, rtc_configuration
+from tests.support import stamped
 
 WIDTH, HEIGHT, FPS = 320, 240, 15
-H264_TIME_BASE = fractions.Fraction(1, FPS)
 
 
 def stamped_frame(frame_no: int) -> av.VideoFrame:
-    """A 320x240 yuv420p picture with a moving bar and ``frame_no`` stamped in its top row."""
-    y = np.full((HEIGHT, WIDTH), 90, np.uint8)
-    x = (frame_no * 7) % (WIDTH - 40)
-    y[80:200, x : x + 40] = 200
-    u = np.full((HEIGHT // 2, WIDTH // 2), 110, np.uint8)
-    v = np.full((HEIGHT // 2, WIDTH // 2), 150, np.uint8)
-    framestamp.stamp_yuv420((y, u, v), frame_no, framestamp.clock_ms(time.time()))
-    planes = np.concatenate([y, u.reshape(HEIGHT // 4, WIDTH), v.reshape(HEIGHT // 4, WIDTH)])
-    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-    frame.pts = frame_no
-    frame.time_base = H264_TIME_BASE
-    return frame
+    """A 320x240 stamped picture (``tests.support.stamped``)."""
+    return stamped.stamped_frame(frame_no, WIDTH, HEIGHT, FPS)
 
 
 def read_stamp(frame: object) -> int | None:
     """The frame number stamped in a decoded picture."""
-    assert isinstance(frame, av.VideoFrame), f"expected a video frame, got {frame!r}"
-    luma = np.asarray(frame.to_ndarray(format="yuv420p")[: frame.height], np.uint8)
-    stamp = framestamp.read(luma)
+    stamp = stamped.read_stamp(frame)
     return None if stamp is None else stamp[0]
 
 
-class X264:
-    """libx264, ultrafast/zerolatency, keyframes only on request (or every 1000 frames)."""
-
-    def __init__(self) -> None:
-        self.codec = av.CodecContext.create("libx264", "w")
-        self.codec.width, self.codec.height, self.codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        self.codec.time_base = H264_TIME_BASE
-        self.codec.framerate = fractions.Fraction(FPS, 1)
-        self.codec.bit_rate = 300_000
-        self.codec.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "x264-params": "keyint=1000:min-keyint=1000:scenecut=0",
-        }
-
-    def encode(self, frame: av.VideoFrame, keyframe: bool) -> list[av.Packet[Any]]:
-        frame.pict_type = (
-            av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
-        )
-        packets = list(self.codec.encode(frame))
-        for packet in packets:
-            packet.time_base = H264_TIME_BASE
-        return packets
+def X264() -> stamped.X264:
+    """The shared test encoder at this module's size and 300 kbps."""
+    return stamped.X264(WIDTH, HEIGHT, FPS, bitrate=300_000)
 
 
 class StampedPublisher:

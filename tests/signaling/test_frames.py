@@ -61,6 +61,29 @@ EXAMPLES: list[sig.Frame] = [
     sig.PeerLeft(session_id="s-1", peer="mon"),
     sig.Live(sessions=[]),
     sig.Error(code="forbidden", message="no", frame_type="accept"),
+    sig.Answer(session_id="s-1", direction="subscribe", sdp="v=0\r\n", peer="mon", source="box-1"),
+    sig.EventFrame(
+        event=sig.Ended(
+            at=NOW,
+            case_no="510104021-01-261121-0007",
+            node="box-1",
+            township="510104021",
+            session_id="s-1",
+            official="zhang",
+            reason="completed",
+            by="zhang",
+            started_at=NOW - dt.timedelta(seconds=90),
+            duration_s=90.0,
+        )
+    ),
+    sig.MediaFailed(
+        session_id="s-1",
+        direction="subscribe",
+        source="zhang",
+        peer="box-1",
+        code="not_publishing",
+        message="s-1/zhang publishes nothing to subscribe to",
+    ),
 ]
 
 
@@ -128,7 +151,7 @@ def test_a_frame_over_64_kib_is_refused_before_parsing() -> None:
 
 def test_every_client_frame_has_senders_and_server_frames_have_none() -> None:
     server_only = {"welcome", "queued", "queue", "session_started", "session_ended"}
-    server_only |= {"peer_left", "live", "error"}
+    server_only |= {"peer_left", "live", "error", "event"}
     assert set(sig.SENDERS) == sig.FRAME_TYPES - server_only
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import pytest
@@ -33,6 +34,7 @@ from tests.signaling.conftest import (
     running_server,
 )
 
+F = TypeVar("F")
 REQUEST = sig.RequestReception(case_no=CASE_NO, summary="小区噪音扰民", category=Category.CLAIM)
 
 
@@ -58,6 +60,15 @@ async def in_session(connect: Connect) -> tuple[Client, Client, sig.SessionStart
     await off.until(sig.SessionStarted)
     assert await off.expect(sig.Queue) == sig.Queue(entries=[])  # taken: gone from the queue
     return box, off, started
+
+
+async def relay_expect(relay: Client, kind: type[F]) -> F:
+    """The relay's next frame other than an ``event``, which must be a ``kind``."""
+    frame = await relay.next()
+    while isinstance(frame, sig.EventFrame):
+        frame = await relay.next()
+    assert isinstance(frame, kind), f"expected {kind.__name__}, got {frame!r}"
+    return frame
 
 
 async def sync(client: Client) -> sig.Error:
@@ -288,11 +299,11 @@ async def test_offer_answer_and_ice_travel_between_participant_and_relay(
     assert (await box.expect(sig.Error)).code == "relay_unavailable"
 
     relay = await connect(sig.RELAY_SUBJECT, Role.ADMIN, "51")
-    known = await relay.expect(sig.SessionStarted)  # the live sessions, on joining
+    known = await relay_expect(relay, sig.SessionStarted)  # the live sessions, on joining
     assert (known.session_id, known.role) == (sid, "relay")
 
     await box.send(sig.Offer(session_id=sid, direction="publish", sdp="v=0 box-offer"))
-    offer = await relay.expect(sig.Offer)
+    offer = await relay_expect(relay, sig.Offer)
     assert (offer.peer, offer.sdp, offer.direction) == ("box-1", "v=0 box-offer", "publish")
     await relay.send(sig.Answer(session_id=sid, direction="publish", sdp="v=0 ans", peer="box-1"))
     answer = await box.expect(sig.Answer)
@@ -300,7 +311,7 @@ async def test_offer_answer_and_ice_travel_between_participant_and_relay(
 
     candidate = sig.IceCandidate(candidate="candidate:1 1 udp 1 127.0.0.1 9 typ host", sdpMid="0")
     await off.send(sig.Ice(session_id=sid, direction="subscribe", candidate=candidate, peer="x"))
-    ice = await relay.expect(sig.Ice)
+    ice = await relay_expect(relay, sig.Ice)
     assert (ice.peer, ice.candidate) == ("zhang", candidate)  # the server names the sender
     await relay.send(
         sig.Ice(session_id=sid, direction="subscribe", candidate=candidate, peer="zhang")
@@ -309,7 +320,7 @@ async def test_offer_answer_and_ice_travel_between_participant_and_relay(
     await sync(box)  # the official's ICE never reached the box
 
     await relay.send(sig.Answer(session_id=sid, direction="publish", sdp="v=0"))
-    assert (await relay.expect(sig.Error)).code == "invalid_field"
+    assert (await relay_expect(relay, sig.Error)).code == "invalid_field"
     stranger = await official(connect, "stranger", "510104")
     await stranger.send(sig.Offer(session_id=sid, direction="subscribe", sdp="v=0"))
     assert (await stranger.expect(sig.Error)).code == "not_in_session"
@@ -326,7 +337,7 @@ async def test_a_monitor_watches_unseen_and_the_view_is_recorded(
     box, off, started = await in_session(connect)
     sid = started.session_id
     relay = await connect(sig.RELAY_SUBJECT, Role.ADMIN, "51")
-    await relay.expect(sig.SessionStarted)
+    await relay_expect(relay, sig.SessionStarted)
     outsider = await connect("qy-mon", Role.MONITOR, OTHER_COUNTY)
     assert await outsider.expect(sig.Live) == sig.Live(sessions=[])
     await outsider.send(sig.Watch(session_id=sid))
@@ -344,14 +355,14 @@ async def test_a_monitor_watches_unseen_and_the_view_is_recorded(
     await monitor.send(sig.Offer(session_id=sid, direction="publish", sdp="v=0"))
     assert (await monitor.expect(sig.Error)).code == "forbidden"
     await monitor.send(sig.Offer(session_id=sid, direction="subscribe", sdp="v=0 watch"))
-    offer = await relay.expect(sig.Offer)
+    offer = await relay_expect(relay, sig.Offer)
     assert (offer.peer, offer.direction) == ("li", "subscribe")
     for participant in (box, off):
         await sync(participant)  # nothing about the monitor reached the participants
 
     await monitor.send(sig.Leave(session_id=sid))
     assert (await monitor.expect(sig.SessionEnded)).reason == "stopped_watching"
-    assert await relay.expect(sig.PeerLeft) == sig.PeerLeft(session_id=sid, peer="li")
+    assert await relay_expect(relay, sig.PeerLeft) == sig.PeerLeft(session_id=sid, peer="li")
     for participant in (box, off):
         await sync(participant)
 
@@ -470,3 +481,44 @@ async def test_shutdown_ends_sessions_and_closes_every_socket(
     assert (await waiting.closed())[0] == CLOSE_GOING_AWAY
     kinds = [e.kind for e in r.events()]
     assert kinds[-2:] == ["ended", "cancelled"]
+
+
+# -- session events to the relay (the hub) ---------------------------------------------------
+
+
+async def test_events_wait_for_the_relay_and_then_arrive_in_order(
+    running: Running, connect: Connect
+) -> None:
+    _box, off, started = await in_session(connect)  # requested, accepted, started: no relay yet
+    assert running.server.rooms.stats()["events_waiting"] == 3
+    relay = await connect(sig.RELAY_SUBJECT, Role.ADMIN, "51")
+    kinds = [(await relay.expect(sig.EventFrame)).event.kind for _ in range(3)]
+    assert kinds == ["requested", "accepted", "started"]
+    assert (await relay.expect(sig.SessionStarted)).session_id == started.session_id
+
+    await off.send(sig.End(session_id=started.session_id, reason="completed"))
+    assert (await relay.expect(sig.SessionEnded)).reason == "completed"
+    ended = (await relay.expect(sig.EventFrame)).event  # live: sent at once
+    assert isinstance(ended, sig.Ended)
+    assert (ended.session_id, ended.by, ended.official) == (started.session_id, "zhang", "zhang")
+    assert running.server.rooms.stats()["events_waiting"] == 0
+
+
+async def test_without_a_relay_the_oldest_events_are_dropped_with_an_error(
+    tmp_path: Path, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_server(tmp_path, event_buffer=10) as r:
+        connect = client_factory(r, http)
+        box = await connect("box-1", Role.BOX, TOWNSHIP)
+        for _ in range(6):  # requested + cancelled each time: 12 events for 10 places
+            await box.send(REQUEST)
+            queued = await box.expect(sig.Queued)
+            await box.send(sig.Cancel(request_id=queued.request_id))
+        await sync(box)
+        stats = r.server.rooms.stats()
+        assert (stats["events_waiting"], stats["events_dropped"]) == (10, 2)
+        assert "no relay connected and 10 events waiting: dropped" in caplog.text
+        relay = await connect(sig.RELAY_SUBJECT, Role.ADMIN, "51")
+        first = (await relay.expect(sig.EventFrame)).event
+        assert first.kind == "requested"  # the 2nd request's: the 1st pair was dropped
+        assert first.request_id != queued.request_id

@@ -196,13 +196,13 @@ class Hub:
             capture_output=True,
         )
 
-    def start(self) -> Hub:
+    def start(self, timeout: float = 15.0) -> Hub:
         self.write_config()
         self.add_user("admin", "admin", "51", self.admin_password)
         self.process = XfvProcess(
             ["hub", "run", "--config", str(self.config_path)], self.dir / "hub.log"
         ).start()
-        wait_until("hub health with broker connected", self._healthy)
+        wait_until("hub health with broker connected", self._healthy, timeout)
         return self
 
     def restart(self) -> Hub:
