@@ -1,15 +1,27 @@
-"""The box's database: presence counters, cases, staged photos and the outbox."""
+"""The box's database: presence counters, cases, staged photos and recordings, the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import av
 from sqlite_utils import Database
 
 from contracts.cases import CASE_REGISTERED, CaseForm, CaseRegistered, PhotoRef, case_number
+from contracts.recordings import (
+    RECORDER_LAYOUT,
+    RECORDING_ADDED,
+    RECORDING_MIME,
+    RecordedStream,
+    RecordingAdded,
+)
+from edge.media.errors import RecordingError
+from edge.media.recorder import RecordedFile
 from edge.store import outbox
 from edge.store.migrations import migrations
 from runtime.sqlite import Store
@@ -32,6 +44,77 @@ class SyncState:
     @property
     def depth(self) -> int:
         return self.outbox_head - self.acked_through
+
+
+BlobKind = Literal["photo", "recording"]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedBlob:
+    """A file waiting for the hub to verify it: a photo of a registered case or a recording."""
+
+    kind: BlobKind
+    sha256: str
+    path: Path
+    mime: str
+
+
+@dataclass(frozen=True, slots=True)
+class StagedRecording:
+    """What ``add_recording`` did: the chain event's ``seq``; ``added`` is False when the
+    file was already in the chain (the same SHA-256 added before)."""
+
+    sha256: str
+    seq: int
+    added: bool
+
+
+def recording_streams(path: Path) -> list[RecordedStream]:
+    """Each stream of a recorder file with its codec, packet count and duration (demuxes the
+    whole file; blocking: run it in a thread). Raises ``RecordingError`` naming the file when
+    it does not open or does not have the recorder's layout."""
+    try:
+        with av.open(str(path)) as container:
+            streams = [(s.index, s.type, s.codec_context.name) for s in container.streams]
+            if not streams or len(streams) > len(RECORDER_LAYOUT):
+                raise RecordingError(
+                    f"recording {str(path)!r} has {len(streams)} streams; the recorder writes "
+                    f"{len(RECORDER_LAYOUT)}"
+                )
+            packets = [0] * len(streams)
+            first: list[float | None] = [None] * len(streams)
+            end = [0.0] * len(streams)
+            for packet in container.demux():
+                if packet.pts is None or packet.time_base is None or not packet.size:
+                    continue
+                i = packet.stream.index
+                t0 = float(packet.pts * packet.time_base)
+                packets[i] += 1
+                seen = first[i]
+                first[i] = t0 if seen is None else min(seen, t0)
+                end[i] = max(end[i], t0 + float((packet.duration or 0) * packet.time_base))
+    except av.FFmpegError as exc:
+        raise RecordingError(f"recording {str(path)!r} does not open: {exc}") from None
+    found = []
+    for i, type_, codec in streams:
+        side, kind = RECORDER_LAYOUT[i]
+        if type_ != kind:
+            raise RecordingError(
+                f"recording {str(path)!r}: stream {i} is {type_}, the recorder's "
+                f"layout has {kind} there"
+            )
+        start = first[i]
+        found.append(
+            RecordedStream(
+                index=i,
+                side=side,
+                kind=kind,
+                codec=codec,
+                packets=packets[i],
+                duration_s=round(end[i] - start, 3) if start is not None else 0.0,
+            )
+        )
+    return found
 
 
 def _meta(db: Database, key: str) -> int:
@@ -124,22 +207,111 @@ class EdgeStore(Store):
 
         await self.run(write)
 
-    async def photos_to_upload(self) -> list[tuple[str, Path, str]]:
-        """Photos of registered cases not yet verified by the hub: (sha256, path, mime)."""
+    # -- recordings -----------------------------------------------------------------------
 
-        def read(db: Database) -> list[tuple[str, Path, str]]:
-            rows = db.execute(
+    async def add_recording(
+        self,
+        case_no: str,
+        session_id: str,
+        rec: RecordedFile,
+        *,
+        started_at: dt.datetime | None = None,
+    ) -> StagedRecording:
+        """Seal a finished (or recovered) recording file of a session of ``case_no`` into the
+        chain (``case.recording_added`` with its SHA-256, size, duration and streams) and stage
+        it for upload: one transaction, durable before this returns. Adding the same SHA-256
+        again changes nothing and answers the first event's ``seq``.
+
+        ``started_at`` defaults to the file's modification time less its duration (the
+        recorder writes up to its last packet). Raises ``KeyError`` for a case this box did
+        not register, ``ValueError`` for a file already added to another case, and
+        ``RecordingError`` for a file that is not a recorder file."""
+        streams = await asyncio.to_thread(recording_streams, rec.path)
+        if started_at is None:
+            mtime = (await asyncio.to_thread(rec.path.stat)).st_mtime
+            started_at = dt.datetime.fromtimestamp(mtime - rec.duration, dt.UTC)
+        body = RecordingAdded(
+            case_no=case_no,
+            session_id=session_id,
+            sha256=rec.sha256,
+            size=rec.size,
+            mime=RECORDING_MIME,
+            duration_s=round(rec.duration, 3),
+            started_at=started_at,
+            streams=streams,
+        )
+
+        def write(db: Database) -> StagedRecording:
+            with db.atomic():
+                if not db.execute("SELECT 1 FROM cases WHERE case_no = ?", [case_no]).fetchone():
+                    raise KeyError(f"case {case_no!r} is not a case of this box")
+                row = db.execute(
+                    "SELECT case_no, seq FROM recordings WHERE sha256 = ?", [rec.sha256]
+                ).fetchone()
+                if row is not None:
+                    if row[0] != case_no:
+                        raise ValueError(
+                            f"recording {rec.sha256} is already in case {row[0]!r}, not {case_no!r}"
+                        )
+                    return StagedRecording(rec.sha256, int(row[1]), added=False)
+                event = outbox.append_event(
+                    db, self.node, RECORDING_ADDED, body.model_dump(mode="json")
+                )
+                db.table("recordings").insert(
+                    {
+                        "sha256": rec.sha256,
+                        "case_no": case_no,
+                        "session_id": session_id,
+                        "path": str(rec.path),
+                        "size": rec.size,
+                        "mime": RECORDING_MIME,
+                        "duration_s": body.duration_s,
+                        "started_at": started_at.isoformat(),
+                        "seq": event.seq,
+                        "uploaded": 0,
+                    }
+                )
+            return StagedRecording(rec.sha256, event.seq, added=True)
+
+        return await self.run(write)
+
+    async def recordings(self, case_no: str) -> list[dict[str, object]]:
+        """The recordings of ``case_no`` in the order they were recorded."""
+        return await self.run(
+            lambda db: list(
+                db.query(
+                    "SELECT * FROM recordings WHERE case_no = ? ORDER BY started_at", [case_no]
+                )
+            )
+        )
+
+    # -- blob uploads ---------------------------------------------------------------------
+
+    async def blobs_to_upload(self) -> list[StagedBlob]:
+        """Every file the hub has not verified yet: photos of registered cases first (small,
+        and they complete the case record), then recordings, each in the order taken."""
+
+        def read(db: Database) -> list[StagedBlob]:
+            photos = db.execute(
                 "SELECT sha256, path, mime FROM photos WHERE case_no IS NOT NULL AND uploaded = 0 "
                 "ORDER BY taken_at"
             ).fetchall()
-            return [(str(sha), Path(path), str(mime)) for sha, path, mime in rows]
+            recordings = db.execute(
+                "SELECT sha256, path, mime FROM recordings WHERE uploaded = 0 ORDER BY started_at"
+            ).fetchall()
+            return [StagedBlob("photo", s, Path(p), m) for s, p, m in photos] + [
+                StagedBlob("recording", s, Path(p), m) for s, p, m in recordings
+            ]
 
         return await self.run(read)
 
-    async def mark_photo_uploaded(self, sha256: str) -> None:
+    async def mark_blob_uploaded(self, blob: StagedBlob) -> None:
+        """The hub verified ``blob``: it leaves the upload queue."""
+        table = {"photo": "photos", "recording": "recordings"}[blob.kind]
+
         def write(db: Database) -> None:
             with db.atomic():
-                db.execute("UPDATE photos SET uploaded = 1 WHERE sha256 = ?", [sha256])
+                db.execute(f"UPDATE {table} SET uploaded = 1 WHERE sha256 = ?", [blob.sha256])
 
         await self.run(write)
 

@@ -51,3 +51,26 @@ def _cases_outbox(db: Database) -> None:
         pk="sha256",
         not_null={"path", "size", "mime", "taken_at", "uploaded"},
     )
+
+
+@migrations(name="0003_recordings")
+def _recordings(db: Database) -> None:
+    """Session recording files, each sealed into the chain by its ``case.recording_added``
+    event and staged for upload until the hub has verified it."""
+    db.table("recordings").create(
+        {
+            "sha256": str,
+            "case_no": str,
+            "session_id": str,
+            "path": str,
+            "size": int,
+            "mime": str,
+            "duration_s": float,
+            "started_at": str,
+            "seq": int,
+            "uploaded": int,
+        },
+        pk="sha256",
+        not_null={"case_no", "session_id", "path", "size", "mime", "started_at", "seq", "uploaded"},
+    )
+    db.table("recordings").create_index(["uploaded", "started_at"])

@@ -1,9 +1,11 @@
-"""Uploading the box's photos to the hub once their case is registered.
+"""Uploading the box's blobs to the hub: photos of registered cases and session recordings.
 
 The hub tells the box where and with which token to upload (a ``config`` command on the box's
-own command topic, which the broker ACL keeps private to it). Photos go up one at a time,
-resumably, below the configured bandwidth cap, and are marked uploaded only when the hub has
-verified their SHA-256.
+own command topic, which the broker ACL keeps private to it). Blobs go up one at a time
+(photos first: they are small and complete the case record), resumably, under one bandwidth
+cap shared by all of them so uploads stay below the live video, and each is marked uploaded
+only when the hub has verified its SHA-256. Whatever adds a blob to the store (registering a
+case, ``EdgeStore.add_recording``) calls ``notify``; at start the queue is read anyway.
 """
 
 from __future__ import annotations
@@ -13,21 +15,33 @@ import logging
 
 import aiohttp
 
-from edge.store.db import EdgeStore
-from edge.sync.uploader import UploadError, upload_blob
+from edge.store.db import EdgeStore, StagedBlob
+from edge.sync.uploader import RateLimiter, RetryPolicy, UploadError, upload_blob
 from runtime.mqtt import Backoff
 
 log = logging.getLogger(__name__)
 
 
-class PhotoUploader:
-    def __init__(self, node: str, store: EdgeStore, rate_bps: int | None) -> None:
+class BlobUploader:
+    """Uploads every staged blob of ``store`` (``EdgeStore.blobs_to_upload``) to the hub, at
+    most ``rate_bps`` bytes/s in all (None: uncapped). ``run`` loops until cancelled."""
+
+    def __init__(
+        self,
+        node: str,
+        store: EdgeStore,
+        rate_bps: int | None,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.node = node
         self.store = store
         self.rate_bps = rate_bps
+        self.retry = retry
         self.url: str | None = None
         self.token: str | None = None
         self.uploaded = 0
+        self._limiter = RateLimiter(rate_bps) if rate_bps is not None else None
         self._wake = asyncio.Event()
 
     def configure(self, url: str, token: str) -> None:
@@ -35,6 +49,7 @@ class PhotoUploader:
         self._wake.set()
 
     def notify(self) -> None:
+        """New blobs are staged."""
         self._wake.set()
 
     async def run(self) -> None:
@@ -42,32 +57,43 @@ class PhotoUploader:
         async with aiohttp.ClientSession() as session:
             while True:
                 self._wake.clear()
-                pending = await self.store.photos_to_upload() if self.token else []
-                for sha, path, mime in pending:
-                    assert self.url is not None and self.token is not None
+                pending = await self.store.blobs_to_upload() if self.token else []
+                for blob in pending:
                     try:
-                        await upload_blob(
-                            session,
-                            self.url,
-                            path,
-                            sha,
-                            self.token,
-                            rate_bps=self.rate_bps,
-                            content_type=mime,
-                        )
+                        await self._upload(session, blob)
                     except (UploadError, aiohttp.ClientError, OSError) as exc:
                         delay = backoff.next_delay()
                         log.warning(
-                            "%s: photo %s upload failed: %s; retry in %.0fs",
+                            "%s: %s %s upload failed: %s; retry in %.0fs",
                             self.node,
-                            sha[:12],
+                            blob.kind,
+                            blob.sha256[:12],
                             exc,
                             delay,
                         )
                         await asyncio.sleep(delay)
                         break
-                    await self.store.mark_photo_uploaded(sha)
+                    await self.store.mark_blob_uploaded(blob)
                     self.uploaded += 1
                     backoff.reset()
                 else:
                     await self._wake.wait()
+
+    async def _upload(self, session: aiohttp.ClientSession, blob: StagedBlob) -> None:
+        assert self.url is not None and self.token is not None
+        await upload_blob(
+            session,
+            self.url,
+            blob.path,
+            blob.sha256,
+            self.token,
+            rate_bps=None,
+            limiter=self._limiter,
+            content_type=blob.mime,
+            retry=self.retry,
+        )
+        log.info("%s: %s %s verified by the hub", self.node, blob.kind, blob.sha256[:12])
+
+
+PhotoUploader = BlobUploader
+"""The name ``edge.sync.presence`` knows it by (it uploads recordings too)."""

@@ -4,6 +4,12 @@
 rows (pure CPU, so the ingest runs it in a process of its own, beside the one that writes).
 ``store`` writes a plan inside the ingest transaction and checks what only the database knows
 (a case number already taken, a photo for a case that does not exist).
+
+A case is complete when every photo and every recording of it has verified at the hub: a
+new photo or recording makes it incomplete; ``hub.blobs.verifier`` marks photos verified and
+:func:`mark_recordings_verified` recordings, each recomputing ``complete`` (migration
+``0012_recordings`` adds a trigger so the photo verifier cannot complete a case whose
+recordings are still missing).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlite_utils import Database
 
 from contracts.cases import CASE_REGISTERED, PHOTO_ADDED, CaseRegistered, PhotoAdded, PhotoRef
 from contracts.events import EventEnvelope
+from contracts.recordings import RECORDING_ADDED, RecordingAdded
 from hub.pii import PiiVault
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,7 +67,22 @@ class NewPhoto(NamedTuple):
     detail: str
 
 
-Projection = NewCase | NewPhoto
+class NewRecording(NamedTuple):
+    """A ``case.recording_added`` event laid out as a ``case_recordings`` row."""
+
+    case_no: str
+    actor: str
+    values: tuple[object, ...]
+    """``case_no, sha256, session_id, node, seq, size, mime, duration_s, started_at, streams``."""
+    detail: str
+
+
+Projection = NewCase | NewPhoto | NewRecording
+
+_INSERT_RECORDING = (
+    "INSERT OR IGNORE INTO case_recordings (case_no, sha256, session_id, node, seq, size, mime, "
+    "duration_s, started_at, streams, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
 
 
 def query_code_hash(case_no: str, code: str) -> str:
@@ -115,6 +137,30 @@ def plan(vault: PiiVault, event: EventEnvelope) -> Projection | None:
         added = _body(PhotoAdded, event)
         detail = timeline_detail({"sha256": added.photo.sha256})
         return NewPhoto(added.case_no, event.node, _photo(added.photo), detail)
+    if event.type == RECORDING_ADDED:
+        rec = _body(RecordingAdded, event)
+        streams = [s.model_dump(mode="json") for s in rec.streams]
+        row: tuple[object, ...] = (
+            rec.case_no,
+            rec.sha256,
+            rec.session_id,
+            event.node,
+            event.seq,
+            rec.size,
+            rec.mime,
+            rec.duration_s,
+            rec.started_at.isoformat(),
+            orjson.dumps(streams).decode(),
+        )
+        detail = timeline_detail(
+            {
+                "sha256": rec.sha256,
+                "session_id": rec.session_id,
+                "duration_s": rec.duration_s,
+                "sides": rec.sides(),
+            }
+        )
+        return NewRecording(rec.case_no, event.node, row, detail)
     return None
 
 
@@ -134,6 +180,14 @@ def store(db: Database, projection: Projection, now: str) -> None:
         for photo in projection.photos:
             _add_photo(conn, projection.case_no, photo)
         kind = "registered"
+    elif isinstance(projection, NewRecording):
+        if not conn.execute(
+            "SELECT 1 FROM cases WHERE case_no = ?", [projection.case_no]
+        ).fetchone():
+            raise ProjectionError(f"recording for unknown case {projection.case_no!r}")
+        conn.execute(_INSERT_RECORDING, projection.values)
+        _count_recordings(conn, projection.case_no)
+        kind = "recording_added"
     else:
         if conn.execute("SELECT 1 FROM cases WHERE case_no = ?", [projection.case_no]).fetchone():
             _add_photo(conn, projection.case_no, projection.photo)
@@ -161,3 +215,56 @@ def _add_photo(conn: sqlite3.Connection, case_no: str, photo: Photo) -> None:
         "complete = 0 WHERE case_no = ?",
         [case_no, case_no],
     )
+
+
+def _count_recordings(conn: sqlite3.Connection, case_no: str) -> None:
+    """Recount ``case_no``'s recordings and recompute ``complete`` from photos and recordings."""
+    conn.execute(
+        "UPDATE cases SET "
+        "recordings_total = (SELECT count(*) FROM case_recordings WHERE case_no = :c), "
+        "recordings_verified = (SELECT count(*) FROM case_recordings "
+        "WHERE case_no = :c AND verified = 1) WHERE case_no = :c",
+        {"c": case_no},
+    )
+    conn.execute(
+        "UPDATE cases SET complete = (photos_verified = photos_total "
+        "AND recordings_verified = recordings_total) WHERE case_no = ?",
+        [case_no],
+    )
+
+
+def pending_recordings(db: Database) -> list[str]:
+    """SHA-256 of every recording not yet verified."""
+    return [
+        r[0] for r in db.execute("SELECT DISTINCT sha256 FROM case_recordings WHERE verified = 0")
+    ]
+
+
+def mark_recordings_verified(db: Database, shas: list[str], now: str) -> list[str]:
+    """Mark the recordings ``shas`` (whose blobs are complete) verified, recount their cases
+    and note each on the case timeline (``recording_verified``; ``complete`` in the detail
+    when the case became complete with it). Call inside a transaction; returns the cases
+    touched."""
+    conn = db.conn
+    cases: list[str] = []
+    for sha in shas:
+        rows = conn.execute(
+            "SELECT case_no FROM case_recordings WHERE sha256 = ? AND verified = 0", [sha]
+        ).fetchall()
+        conn.execute(
+            "UPDATE case_recordings SET verified = 1, verified_at = ? "
+            "WHERE sha256 = ? AND verified = 0",
+            [now, sha],
+        )
+        for (case_no,) in rows:
+            _count_recordings(conn, case_no)
+            complete = conn.execute(
+                "SELECT complete FROM cases WHERE case_no = ?", [case_no]
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO case_timeline (case_no, ts, kind, actor, detail) "
+                "VALUES (?, ?, 'recording_verified', 'hub', ?)",
+                [case_no, now, timeline_detail({"sha256": sha, "complete": bool(complete)})],
+            )
+            cases.append(case_no)
+    return cases

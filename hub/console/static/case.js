@@ -1,5 +1,5 @@
 "use strict";
-// One case: the registered fields, the photos, the workflow (办理) panel with its deadlines and
+// One case: the registered fields, the photos, the session recordings (录像), the workflow (办理) panel with its deadlines and
 // the steps the user may take now, likely duplicates, and the timeline with every step taken.
 const TEXT = {
   zh: { title: "案件详情", list: "案件列表", logout: "退出", photos: "证明材料", timeline: "办理过程",
@@ -7,7 +7,11 @@ const TEXT = {
         address: "住址", category: "类别", unit: "涉及单位或地点", content: "诉求内容",
         township: "登记地点", registered: "登记时间", nophoto: "无", waiting: "上传中",
         kinds: { registered: "登记", photo_added: "补充材料", photos_verified: "材料已全部核验",
-                 reply_returned: "发回重办" },
+                 reply_returned: "发回重办", recording_added: "接访录像已登记",
+                 recording_verified: "接访录像已核验" },
+        recordings: "录像", norecording: "无", rec_verified: "已核验",
+        rec_waiting: "上传中，核验后可播放", duration: "时长", session: "接访会话",
+        started: "开始时间", sides: { box: "信访人（乡镇）", official: "接访领导" },
         workflow: "办理", supervised: "督办", merged_into: "已并入", deadline: "期限", due: "到期日",
         day_kind: "计算方式", left: "剩余", no_actions: "当前状态下您没有可办理的操作",
         duplicates: "可能重复", case_no: "案件编号", score: "相似度", reasons: "依据", dup_state: "状态",
@@ -33,7 +37,11 @@ const TEXT = {
         content: "Request", township: "Registered at", registered: "Registered", nophoto: "none",
         waiting: "uploading",
         kinds: { registered: "registered", photo_added: "photo added", photos_verified: "all photos verified",
-                 reply_returned: "reply returned for redo" },
+                 reply_returned: "reply returned for redo", recording_added: "session recording added",
+                 recording_verified: "session recording verified" },
+        recordings: "Recordings", norecording: "none", rec_verified: "verified",
+        rec_waiting: "uploading; plays once verified", duration: "Duration", session: "Session",
+        started: "Started", sides: { box: "petitioner (township box)", official: "official" },
         workflow: "Workflow", supervised: "Supervised", merged_into: "Merged into", deadline: "Deadline",
         due: "Due", day_kind: "Counted in", left: "Left", no_actions: "You have no step to take in this state",
         duplicates: "Possible duplicates", case_no: "Case no.", score: "Score", reasons: "Why",
@@ -61,6 +69,7 @@ const TEXT = {
 const caseNo = decodeURIComponent(location.pathname.split("/").pop());
 const caseUrl = `/api/v1/cases/${encodeURIComponent(caseNo)}`;
 let data = null;      // the case (fields, photos, timeline)
+let recordings = [];  // its session recordings, each with a playback URL per side once verified
 let flow = null;      // its workflow: state, deadlines, steps, the actions open to the user
 let duplicates = [];  // likely duplicates, best first
 let units = [];       // units the user may route to
@@ -77,6 +86,12 @@ const lightClass = (l) => ({ green: "green", yellow: "amber", red: "red" })[l] |
 
 async function load(reveal = false) {
   data = await XFV.json(caseUrl + (reveal ? "?reveal=id_number" : ""));
+  render();
+}
+
+async function loadRecordings() {
+  const r = await XFV.json(caseUrl + "/recordings").catch(() => ({ recordings: [] }));
+  recordings = r.recordings || [];
   render();
 }
 
@@ -110,6 +125,7 @@ function daysUntil(due) {
 
 function render() {
   renderCase();
+  renderRecordings();
   renderFlow();
   renderDuplicates();
   renderTimeline();
@@ -132,6 +148,29 @@ function renderCase() {
         el("img", { src: `/api/v1/blobs/${p.sha256}`, alt: p.sha256.slice(0, 12) }))
     : el("span", { class: "pending" }, t.waiting)));
   if (!data.photos.length) photos.append(t.nophoto);
+}
+
+const clock = (seconds) => {
+  const s = Math.round(seconds || 0);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+};
+
+// One block per recording file: when, how long, whether the hub verified it, and a <video>
+// per side (the township box, the official). Every playback is logged by the hub.
+function renderRecordings() {
+  const { el } = XFV, t = TEXT[XFV.lang];
+  const box = document.getElementById("recordings");
+  box.replaceChildren(...recordings.map((r) => el("div",
+    { class: "recording", "data-sha256": r.sha256, "data-verified": String(r.verified) },
+    el("div", { class: "meta" },
+      `${t.started}: ${XFV.time(r.started_at)} · ${t.duration}: ${clock(r.duration_s)} · `,
+      el("span", { class: r.verified ? "verified" : "pending" },
+        r.verified ? t.rec_verified : t.rec_waiting)),
+    ...r.sides.map((s) => el("figure", { "data-side": s.side },
+      el("figcaption", {}, `${t.sides[s.side] || s.side} · ${clock(s.duration_s)}`),
+      s.url ? el("video", { src: s.url, controls: "", preload: "metadata", width: "320" })
+        : el("span", { class: "pending" }, t.rec_waiting))))));
+  if (!recordings.length) box.append(t.norecording);
 }
 
 function unitName(id) {
@@ -366,6 +405,7 @@ document.getElementById("actions").addEventListener("click", (ev) => {
 });
 XFV.setup(TEXT, render);
 load();
+loadRecordings();
 loadFlow();
 loadLabels();
 XFV.inboxBadge();
