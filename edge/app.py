@@ -1,4 +1,5 @@
-"""The box's composition: store, kiosk web server, zeroconf announcement, presence link.
+"""The box's composition: store, kiosk web server, zeroconf announcement, presence link and
+live reception (whose signaling address and token come with the hub's config command).
 
 ``EdgeApp.run()`` runs until cancelled and tears down in reverse order of start-up.
 """
@@ -7,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 
 from edge import __version__
 from edge.config import EdgeConfig
 from edge.discovery import edge_announcer
 from edge.kiosk.web import create_app
+from edge.live.service import LiveService
+from edge.media.recorder import RecordedFile
 from edge.store.db import EdgeStore
 from edge.sync.presence import PresenceLink
 from runtime.config import local_secret, read_secret
@@ -26,12 +30,43 @@ def kiosk_key(config: EdgeConfig) -> bytes:
     return local_secret(config.state_dir / "kiosk.key").encode()
 
 
+class _RecordingsToSync:
+    """Stores a finished recording (its chain event and upload staging) and wakes the event
+    sender and the blob uploader, so it leaves the box now rather than at the next reconnect."""
+
+    def __init__(self, store: EdgeStore, link: PresenceLink) -> None:
+        self.store = store
+        self.link = link
+
+    async def add_recording(
+        self,
+        case_no: str,
+        session_id: str,
+        rec: RecordedFile,
+        *,
+        started_at: dt.datetime | None = None,
+    ) -> object:
+        staged = await self.store.add_recording(case_no, session_id, rec, started_at=started_at)
+        self.link.sender.notify()
+        self.link.photos.notify()
+        return staged
+
+
 class EdgeApp:
     def __init__(self, config: EdgeConfig, version: str = __version__) -> None:
         self.config = config
         self.version = version
         self.store = EdgeStore(config.database, config.node_id)
         self.link = PresenceLink(config, self.store, version)
+        self.live = LiveService(
+            config.node_id,
+            self.store,
+            _RecordingsToSync(self.store, self.link),
+            config.media,
+            config.media.recordings(config.state_dir),
+            config.live,
+        )
+        self.link.on_signaling = self.live.configure
         self.kiosk_port: int | None = None
         self.ready = asyncio.Event()
 
@@ -50,6 +85,7 @@ class EdgeApp:
                         read_secret(config.clerk_password_file)
                         if config.clerk_password_file
                         else "",
+                        self.live,
                     ),
                     config.kiosk.host,
                     config.kiosk.port,
@@ -67,4 +103,6 @@ class EdgeApp:
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.link.photos.run())
+                if config.live.enabled:
+                    tg.create_task(self.live.run())
                 await self.link.run()

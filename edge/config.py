@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from contracts.divisions import Tier, parse_tier
 from contracts.errors import ContractError
 from contracts.topics import check_id
+from edge.live.config import LiveConfig
 from edge.media.config import MediaConfig, check_camera
 from runtime.config import DiscoveryConfig, HttpConfig, LogLevel, MqttConfig, Section
 
@@ -69,6 +70,11 @@ class EdgeConfig(Section):
         default_factory=MediaConfig,
         description="live video: camera (default: the document camera), microphone, encoder "
         "and recording",
+    )
+    live: LiveConfig = Field(
+        default_factory=LiveConfig,
+        description="live reception: the signaling link (the hub sends its address and token) "
+        "and the call's timers",
     )
 
     @field_validator("node_id", "hub_id")

@@ -190,7 +190,9 @@ class VideoEncoder:
         bitrate_min: int = 100_000,
         bitrate_max: int = 1_500_000,
         keyframe_interval: float = 5.0,
+        rebuild_interval: float = REBUILD_INTERVAL,
     ) -> None:
+        self.rebuild_interval = rebuild_interval
         self._settings = _Settings(width, height, fps, bitrate_max, keyframe_interval)
         self.bitrate_min, self.bitrate_max = bitrate_min, bitrate_max
         self._backend = _choose(encoder, self._settings)
@@ -273,7 +275,7 @@ class VideoEncoder:
             self._bitrate = target
             return
         change = abs(target - self._bitrate) / self._bitrate
-        if change < REBUILD_CHANGE or time.monotonic() - self._built < REBUILD_INTERVAL:
+        if change < REBUILD_CHANGE or time.monotonic() - self._built < self.rebuild_interval:
             return
         log.info(
             "video encoder %s: rebuilding for %d bps (was %d)",

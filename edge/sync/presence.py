@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiomqtt
@@ -55,6 +56,9 @@ class PresenceLink:
         self.sender = OutboxSender(config.node_id, store)
         self.photos = PhotoUploader(config.node_id, store, config.upload_rate_bps)
         self.kiosk_port: int | None = None
+        self.on_signaling: Callable[[str, str], None] | None = None
+        """Takes ``(signaling_url, signaling_token)`` from each config command (the live
+        service)."""
         self.state = LinkState()
         self._born = asyncio.Event()
 
@@ -143,6 +147,7 @@ class PresenceLink:
             self.sender.resync(start)
         elif command.kind == "config" and isinstance(url, str) and isinstance(token, str):
             self.photos.configure(url, token)
+            self._configure_signaling(command.args)
         else:
             quiet.warning(
                 "cmd",
@@ -151,6 +156,14 @@ class PresenceLink:
                 command.kind,
                 sorted(command.args),
             )
+
+    def _configure_signaling(self, args: dict[str, object]) -> None:
+        url, token = args.get("signaling_url"), args.get("signaling_token")
+        if not (isinstance(url, str) and isinstance(token, str)):
+            log.info("%s: the hub's config names no signaling server", self.config.node_id)
+            return
+        if self.on_signaling is not None:
+            self.on_signaling(url, token)
 
     async def _send_outbox(self, client: aiomqtt.Client) -> None:
         await self._born.wait()

@@ -1,4 +1,7 @@
-// The township box's case-capture flow: consent → person → matter → photos → review → done.
+// The township box's case-capture flow: consent → person → matter → photos → review → done,
+// then, from the receipt, live video reception (视频接访): waiting (queue position, live) →
+// the official full screen with a small self view → ended. The live state comes from
+// GET /api/v1/live/state, long-polled (see edge/kiosk/live_api.py and docs/kiosk-live.md).
 // Everything talks to the box itself (works with the uplink down). The server's 422 answer is
 // authoritative; the checks here only give instant feedback with the same rules.
 "use strict";
@@ -43,6 +46,22 @@ const T = {
     pending: (n) => `待上传 ${n} 条`,
     submit_failed: "提交没有成功，请再按一次“确认提交”。如果还不行，请联系工作人员。",
     time: (y, mo, d, h, mi) => `${y}年${mo}月${d}日 ${h}:${mi}（北京时间）`,
+    step_live: "视频接访",
+    live_request: "视频接访", live_hint: "按下后，接访人员会通过视频和您面对面交谈。",
+    live_unavailable: "视频接访暂时不能用，请稍后再试，或联系工作人员。",
+    live_waiting_h: "正在等待接访人员…",
+    live_position: (n) => n <= 1 ? "下一位就是您，请稍候" : `您前面还有 ${n - 1} 位`,
+    live_requesting: "正在排队…", live_case: (c) => `案件编号 ${c}`,
+    live_cancel: "取消等待", live_end: "结束", live_connecting: "正在接通…",
+    live_remote_alt: "接访人员画面", live_self_alt: "本人画面",
+    live_ended_h: "视频接访已结束", live_back: "返回",
+    live_duration: (m, s) => `通话时长 ${m} 分 ${s} 秒。`,
+    live_lost: "连接中断，视频接访没有完成。可以再按一次“视频接访”。",
+    live_errors: {
+      unavailable: "视频接访暂时不能用，请稍后再试，或联系工作人员。",
+      unknown_case: "本机找不到这件案件，请联系工作人员。",
+      wrong_state: "已经在排队或通话中。",
+    },
     err: {
       required: "请填写这一项", required_category: "请选择一个信访类别",
       too_long: (n) => `内容太长，最多 ${n} 个字`, not_text: "请填写文字",
@@ -95,6 +114,22 @@ const T = {
     pending: (n) => `${n} waiting to upload`,
     submit_failed: "Submitting did not work. Press “Submit” again; if it still fails, ask the staff.",
     time: (y, mo, d, h, mi) => `${y}-${mo}-${d} ${h}:${mi} (Beijing time)`,
+    step_live: "Video reception",
+    live_request: "Talk to an official by video", live_hint: "An official will talk with you face to face over video.",
+    live_unavailable: "Video reception is not available right now. Please try again later or ask the staff.",
+    live_waiting_h: "Waiting for an official…",
+    live_position: (n) => n <= 1 ? "You are next, please wait" : `${n - 1} ahead of you`,
+    live_requesting: "Joining the queue…", live_case: (c) => `Case number ${c}`,
+    live_cancel: "Stop waiting", live_end: "End", live_connecting: "Connecting…",
+    live_remote_alt: "The official", live_self_alt: "You",
+    live_ended_h: "The video reception has ended", live_back: "Back",
+    live_duration: (m, s) => `The call lasted ${m} min ${s} s.`,
+    live_lost: "The connection was lost before the reception finished. You may press the video button again.",
+    live_errors: {
+      unavailable: "Video reception is not available right now. Please try again later or ask the staff.",
+      unknown_case: "This case is not on this box; please ask the staff.",
+      wrong_state: "You are already waiting or in a call.",
+    },
     err: {
       required: "Please fill this in", required_category: "Please choose a category",
       too_long: (n) => `Too long: at most ${n} characters`, not_text: "Please enter text",
@@ -221,12 +256,13 @@ function render() {
   const t = T[lang], step = state.step, n = STEPS.indexOf(step) + 1;
   document.body.dataset.step = step;
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.dataset.step !== step;
-  $("progress").textContent = step === "done" ? t.step_done : t.progress(n, t["step_" + step]);
-  const done = step === "done";
-  $("back").hidden = step === "consent" || done;
+  $("progress").textContent = step === "done" ? t.step_done
+    : step === "live" ? t.step_live : t.progress(n, t["step_" + step]);
+  const done = step === "done", inLive = step === "live";
+  $("back").hidden = step === "consent" || done || inLive;
   $("print").hidden = !done;
   $("again").hidden = !done;
-  $("next").hidden = done;
+  $("next").hidden = done || inLive;
   $("next").disabled = busy;
   $("back").disabled = busy;
   $("next").textContent = {
@@ -239,6 +275,7 @@ function render() {
   renderPhotos();
   if (step === "review") renderReview();
   if (done) renderReceipt();
+  renderLive();
 }
 
 function renderPhotos() {
@@ -428,6 +465,93 @@ function startOver() {
   go("consent");
 }
 
+// -- live video reception -------------------------------------------------------------------
+
+const live = {version: null, state: null, busy: false};
+
+async function liveLoop() {
+  // Follows the box's live state for as long as the page is open (long poll: the answer
+  // comes when something changes, or after 20 s).
+  for (;;) {
+    try {
+      const q = live.version === null ? "" : "?after=" + live.version;
+      const r = await fetch("/api/v1/live/state" + q, {cache: "no-store"});
+      if (!r.ok) throw new Error("live state " + r.status);
+      const s = await r.json();
+      live.version = s.version;
+      live.state = s;
+      if ((s.state === "waiting" || s.state === "in_call") && state.step !== "live") go("live");
+      renderLive();
+    } catch (e) {
+      live.version = null;
+      await sleep(2000);
+    }
+  }
+}
+
+function showStream(img, url) {
+  // Setting src opens the MJPEG stream; clearing it closes the connection.
+  if (url && !img.getAttribute("src")) img.src = url;
+  if (!url && img.getAttribute("src")) img.removeAttribute("src");
+}
+
+function renderLive() {
+  const t = T[lang], s = live.state;
+  const free = !!s && s.available && (s.state === "idle" || s.state === "ended");
+  $("live-request").disabled = !free || live.busy;
+  $("live-hint").textContent = s && !s.available ? t.live_unavailable : t.live_hint;
+  const inLive = state.step === "live" && !!s;
+  const phase = inLive ? s.state : "none";
+  document.body.dataset.live = phase;
+  $("live-waiting").hidden = phase !== "waiting";
+  $("live-call").hidden = phase !== "in_call";
+  $("live-ended").hidden = phase !== "ended" && phase !== "idle";
+  showStream($("live-remote"), phase === "in_call" ? "/api/v1/live/remote.mjpg" : "");
+  showStream($("live-self"), phase === "in_call" ? "/api/v1/live/self.mjpg" : "");
+  $("live-remote").alt = t.live_remote_alt;
+  $("live-self").alt = t.live_self_alt;
+  if (!inLive) return;
+  $("live-position").textContent = s.position ? t.live_position(s.position) : t.live_requesting;
+  $("live-case").textContent = s.case_no ? t.live_case(s.case_no) : "";
+  $("live-cancel").disabled = live.busy;
+  $("live-end").disabled = live.busy;
+  $("live-connecting").hidden = !!(s.call && s.call.remote_frames > 0);
+  const lost = s.ended_reason && !["completed", "left"].includes(s.ended_reason);
+  const secs = Math.round(s.duration_s || 0);
+  $("live-ended-note").textContent = phase === "idle" ? (s.error ? liveError(s.error) : "")
+    : lost ? t.live_lost : t.live_duration(Math.floor(secs / 60), secs % 60);
+}
+
+function liveError(error) {
+  const t = T[lang];
+  return (error && t.live_errors[error.code]) || t.live_unavailable;
+}
+
+async function livePost(path, body) {
+  if (live.busy) return;
+  live.busy = true; banner(""); renderLive();
+  try {
+    const r = await fetch("/api/v1/live/" + path, {
+      method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify(body || {}),
+    });
+    const answer = await r.json();
+    if (!r.ok) { banner(liveError(answer)); return false; }
+    live.state = answer; live.version = null;
+    return true;
+  } catch (e) {
+    banner(T[lang].live_unavailable);
+    return false;
+  } finally {
+    live.busy = false; renderLive();
+  }
+}
+
+async function requestLive() {
+  if (!state.receipt) return;
+  if (await livePost("request", {case_no: state.receipt.case_no})) go("live");
+}
+
 // -- status line ----------------------------------------------------------------------------
 
 let lastStatus = null;
@@ -462,6 +586,12 @@ $("back").onclick = () => go(STEPS[STEPS.indexOf(state.step) - 1]);
 $("shoot").onclick = shoot;
 $("again").onclick = startOver;
 $("print").onclick = () => window.open("/receipt/" + state.receipt.case_no, "_blank");
+$("live-request").onclick = requestLive;
+$("live-cancel").onclick = async () => {
+  if (await livePost("cancel") && live.state.state === "idle") go(state.receipt ? "done" : "consent");
+};
+$("live-end").onclick = () => livePost("cancel");
+$("live-back").onclick = () => go(state.receipt ? "done" : "consent");
 for (const b of document.querySelectorAll(".edit")) b.onclick = () => go(b.dataset.goto);
 for (const b of document.querySelectorAll(".cat")) {
   b.onclick = () => { state.category = b.dataset.category; delete state.errors.category; render(); showErrors(); };
@@ -488,3 +618,4 @@ for (const f of TEXT_FIELDS) {
 lang = localStorage.getItem("xfv-lang") === "en" ? "en" : "zh";
 applyText();
 setInterval(refreshStatus, 3000);
+liveLoop();

@@ -78,9 +78,15 @@ def test_set_bitrate_is_clamped() -> None:
 
 
 def test_vp8_rebuilds_at_most_once_per_interval() -> None:
-    encoder = VideoEncoder("vp8", bitrate=800_000, bitrate_min=50_000, keyframe_interval=60)
+    encoder = VideoEncoder(
+        "vp8", bitrate=800_000, bitrate_min=50_000, keyframe_interval=60, rebuild_interval=3600
+    )
     keys = []
     for n, frame in enumerate(frames(40)):
         encoder.set_bitrate(100_000 + (n % 2) * 600_000)  # a jittery estimate
         keys += [n for p in encoder.encode(frame) if p.is_keyframe]
-    assert keys == [0] and encoder.rebuilds == 0  # all within REBUILD_INTERVAL of the start
+    assert keys == [0] and encoder.rebuilds == 0  # all within the rebuild interval
+    encoder.rebuild_interval = 0.0
+    encoder.set_bitrate(100_000)
+    assert any(p.is_keyframe for p in encoder.encode(frames(41)[40]))
+    assert encoder.rebuilds == 1  # once the interval has passed, a large change rebuilds
