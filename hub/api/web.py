@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from hub.api import auth, blobs, cases, duplicates, edges, live, query, stats, workflow
+from hub.api import auth, blobs, cases, duplicates, edges, live, query, recordings, stats, workflow
 from hub.api.context import CTX, HubContext
 from hub.blobs.store import BlobStore
 from hub.console import pages
@@ -32,6 +32,7 @@ def create_app(
     query.add_routes(app)
     live.add_routes(app)
     blobs.add_routes(app, blob_store, context.key)
+    recordings.add_routes(app, blob_store)
     r.add_get("/metrics", metrics_handler(registry))
     r.add_get("/", pages.console_page)
     r.add_get("/cases", pages.cases_page)
@@ -39,6 +40,10 @@ def create_app(
     r.add_get("/quarantine", pages.quarantine_page)
     r.add_get("/supervision", pages.supervision_page)
     r.add_get("/inbox", pages.inbox_page)
+    r.add_get("/live", pages.live_page)
+    r.add_get("/live/call/{session_id}", pages.call_page)
+    r.add_get("/live/sessions/{session_id}", pages.live_session_page)
+    r.add_get("/wall", pages.wall_page)
     r.add_get("/edges/{node}", pages.edge_page)
     r.add_get("/login", pages.login_page)
     r.add_post("/login", auth.console_login)

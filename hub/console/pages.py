@@ -125,6 +125,17 @@ quarantine_page = signed_in_page("quarantine.html")
 supervision_page = signed_in_page("supervision.html")
 inbox_page = signed_in_page("inbox.html")
 
+# Live reception: the signaling server refuses what a user's role may not do (accept from the
+# queue, watch a session), so the pages themselves only need a signed-in user.
+live_page = signed_in_page("live.html")
+"""``/live``: the official's waiting queue."""
+call_page = signed_in_page("call.html")
+"""``/live/call/{session_id}``: one call; the page resumes the session on its own socket."""
+wall_page = signed_in_page("wall.html")
+"""``/wall``: the monitors' wall of live sessions, watched unseen."""
+live_session_page = signed_in_page("session.html")
+"""``/live/sessions/{session_id}``: one session and its monitor views."""
+
 
 EDGE_SHOWN, EDGE_REFUSED = '<body data-refused="false">', '<body data-refused="true">'
 """``edge.html`` shows the box or, marked refused, only the refusal (see console.css)."""

@@ -20,8 +20,8 @@ const XFV = {
   },
   // Words shared by every page's header (the reminder link), outside each page's own TEXT.
   common: {
-    zh: { inbox: "提醒" },
-    en: { inbox: "Reminders" },
+    zh: { inbox: "提醒", live_queue: "待接访", live_wall: "实时监看" },
+    en: { inbox: "Reminders", live_queue: "Waiting queue", live_wall: "Monitoring wall" },
   },
   // A console write: JSON body, the session cookie and the console header (without it the hub
   // refuses cookie writes). Never throws for an HTTP error: returns {ok, status, body}.
