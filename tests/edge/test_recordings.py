@@ -25,12 +25,12 @@ from contracts.recordings import RECORDING_ADDED, RecordingAdded
 from edge.media.config import MediaConfig
 from edge.media.encoder import VideoEncoder
 from edge.media.recorder import RecordedFile, Recorder, recover, unfinished
-from edge.media.sources import SyntheticAudio, SyntheticVideo
 from edge.store.db import EdgeStore, StagedBlob
 from edge.sync.photos import BlobUploader
 from edge.sync.uploader import RetryPolicy
 from hub.blobs import BlobStore, blob_routes
 from runtime.http import serve
+from tests.edge.media.record_session import record
 from tests.support.events import FORM, id_number
 
 ROOT = Path(__file__).parents[2]
@@ -43,31 +43,9 @@ async def make_recording(directory: Path, name: str, seconds: float) -> Recorded
     """A real recording of ``seconds`` of both directions: the box's camera as H.264 packets
     and its microphone, the official's picture as frames and a second tone."""
     encoder = VideoEncoder("libx264")
-    camera, official = SyntheticVideo(fps=15), SyntheticVideo(fps=15)
-    mic, speaker = SyntheticAudio(), SyntheticAudio(frequency=660)
     recorder = Recorder(directory, name, MediaConfig())
     async with recorder:
-
-        async def own() -> None:
-            while True:
-                frame = await camera.next_frame()
-                for packet in await asyncio.to_thread(encoder.encode, frame):
-                    recorder.write_local_video(packet)
-
-        async def remote() -> None:
-            while True:
-                recorder.write_remote_video(await official.next_frame())
-
-        async def audio() -> None:
-            while True:
-                recorder.write_local_audio(await mic.next_frame())
-                recorder.write_remote_audio(await speaker.next_frame())
-
-        tasks = [asyncio.create_task(f()) for f in (own, remote, audio)]
-        await asyncio.sleep(seconds)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await record(recorder, seconds, encoder)
     encoder.close()
     [done] = await recorder.close()
     return done

@@ -1,4 +1,5 @@
-"""Records synthetic media in both directions until killed: the subject of the crash test.
+"""Synthetic media in both directions fed to a recorder: ``feed`` for the recording tests, and,
+run as a program, the subject of the crash test.
 
 Usage: ``python -m tests.edge.media.record_session DIRECTORY``. Prints ``recording <t0>``
 (the recording's start on the monotonic clock) once packets flow, then records until killed.
@@ -16,35 +17,53 @@ from edge.media.recorder import Recorder
 from edge.media.sources import SyntheticAudio, SyntheticVideo
 
 
+async def feed(
+    recorder: Recorder, encoder: VideoEncoder, config: MediaConfig | None = None
+) -> None:
+    """Feed ``recorder`` until cancelled, as a call does: the box's camera as H.264 packets
+    and its 440 Hz microphone, the official's picture as frames and a 660 Hz tone."""
+    config = config or MediaConfig()
+    camera, official = SyntheticVideo.from_config(config), SyntheticVideo.from_config(config)
+    mic, speaker = SyntheticAudio(), SyntheticAudio(frequency=660)
+
+    async def own_video() -> None:
+        while True:
+            frame = await camera.next_frame()
+            for packet in await asyncio.to_thread(encoder.encode, frame):
+                recorder.write_local_video(packet)
+
+    async def remote_video() -> None:
+        while True:
+            recorder.write_remote_video(await official.next_frame())
+
+    async def audio() -> None:
+        while True:
+            recorder.write_local_audio(await mic.next_frame())
+            recorder.write_remote_audio(await speaker.next_frame())
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(own_video())
+        group.create_task(remote_video())
+        group.create_task(audio())
+
+
+async def record(recorder: Recorder, seconds: float, encoder: VideoEncoder) -> None:
+    """``feed`` ``recorder`` for ``seconds``."""
+    task = asyncio.create_task(feed(recorder, encoder))
+    await asyncio.sleep(seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def main(directory: Path) -> None:
     config = MediaConfig(fsync_seconds=0)
     encoder = VideoEncoder.from_config(config, "libx264")
-    camera, official = SyntheticVideo.from_config(config), SyntheticVideo.from_config(config)
-    mic, speaker = SyntheticAudio(), SyntheticAudio(frequency=660)
     async with Recorder(directory, "session", config) as recorder:
-
-        async def own_video() -> None:
-            while True:
-                frame = await camera.next_frame()
-                for packet in await asyncio.to_thread(encoder.encode, frame):
-                    recorder.write_local_video(packet)
-
-        async def remote_video() -> None:
-            while True:
-                recorder.write_remote_video(await official.next_frame())
-
-        async def audio() -> None:
-            while True:
-                recorder.write_local_audio(await mic.next_frame())
-                recorder.write_remote_audio(await speaker.next_frame())
-
-        async with asyncio.TaskGroup() as group:
-            group.create_task(own_video())
-            group.create_task(remote_video())
-            group.create_task(audio())
-            while not recorder.written["local_video"]:  # noqa: ASYNC110 (a counter, polled)
-                await asyncio.sleep(0.05)
-            print(f"recording {recorder.started_at}", flush=True)
+        task = asyncio.create_task(feed(recorder, encoder, config))
+        while not recorder.written["local_video"]:  # noqa: ASYNC110 (a counter, polled)
+            await asyncio.sleep(0.05)
+        print(f"recording {recorder.started_at}", flush=True)
+        await task
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from edge.media.config import MediaConfig
 from edge.media.encoder import VideoEncoder
 from edge.media.errors import RecordingError
 from edge.media.recorder import RecordedFile, Recorder, recover, unfinished
-from edge.media.sources import SyntheticAudio, SyntheticVideo
+from tests.edge.media.record_session import record
 
 ROOT = Path(__file__).parents[3]
 
@@ -76,33 +76,6 @@ def test_a_killed_recording_plays_up_to_the_last_two_seconds(tmp_path: Path) -> 
     assert abs(found.duration - elapsed) <= 2.0, (found.duration, elapsed)
     assert found.path == tmp_path / "session-001.ts" and found.path.exists()
     assert unfinished(tmp_path) == []
-
-
-async def record(recorder: Recorder, seconds: float, encoder: VideoEncoder) -> None:
-    camera, official = SyntheticVideo(fps=15), SyntheticVideo(fps=15)
-    mic = SyntheticAudio()
-
-    async def own() -> None:
-        while True:
-            frame = await camera.next_frame()
-            for packet in await asyncio.to_thread(encoder.encode, frame):
-                recorder.write_local_video(packet)
-
-    async def remote() -> None:
-        while True:
-            recorder.write_remote_video(await official.next_frame())
-
-    async def audio() -> None:
-        while True:
-            frame = await mic.next_frame()
-            recorder.write_local_audio(frame)
-            recorder.write_remote_audio(frame)
-
-    tasks = [asyncio.create_task(f()) for f in (own, remote, audio)]
-    await asyncio.sleep(seconds)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_close_returns_the_files_hash_and_duration(tmp_path: Path) -> None:
