@@ -21,10 +21,13 @@ cancel              box                    withdraw a waiting request
 queued              server → box           the request waits at ``position`` (1 = next)
 queue               server → officials     full snapshot of the requests the official may
                                            take, sent on connect and on every change
-accept              official               take a waiting request: a session starts
+accept              official               take a waiting request: a session starts;
+                                           ``video_codecs`` lists what the official's
+                                           browser decodes (H264, VP8; none: both)
 session_started     server                 to the box and official (``role`` box/official),
                                            to a monitor that asked to ``watch`` (role
-                                           monitor), and to the relay (role relay)
+                                           monitor), and to the relay (role relay);
+                                           ``video_codec`` is what the box publishes
 offer/answer/ice    participant ↔ relay    media negotiation, routed by the server (below)
 watch               monitor                watch a live session unseen
 leave               monitor / participant  a monitor stops watching; a participant leaving
@@ -63,6 +66,15 @@ holds a subscribe offer until ``source`` publishes (a few seconds), so both part
 send their offers in any order; if it cannot answer, it sends ``media_failed``. The relay
 gathers all its ICE candidates before answering (no trickle); it ignores trickled ``ice``
 from participants, who therefore send complete offers as well.
+
+Video codec. The relay forwards without transcoding, so the box must publish a codec the
+official decodes. The official's ``accept`` says which of ``VIDEO_CODECS`` its browser decodes
+(``video_codecs``; left out: both; the console drops names it does not know before sending,
+and the server refuses an empty list or an unknown name with an ``error`` frame).
+``choose_video_codec`` picks H264 when offered, else VP8; the session keeps the choice, and
+every ``session_started`` of it (box, official, relay, monitors, a resumed socket) carries it
+as ``video_codec``. The box encodes that codec for its upstream; the official's own upstream
+may be either (the box decodes both).
 """
 
 from __future__ import annotations
@@ -71,7 +83,14 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from contracts.access import Audience, Claims, Role, mint_token
 from contracts.cases import CASE_NO_RE, Category
@@ -111,6 +130,25 @@ Reason = Annotated[str, Field(min_length=1, max_length=200, description="why, in
 Direction = Literal["publish", "subscribe"]
 Part = Literal["box", "official", "monitor", "relay"]
 """The part a party plays in a session."""
+VideoCodec = Literal["H264", "VP8"]
+"""A video codec as the frames name it (the RTP encoding name)."""
+VIDEO_CODECS: tuple[VideoCodec, ...] = ("H264", "VP8")
+"""The video codecs a box can publish, most preferred first."""
+
+
+def choose_video_codec(decodable: list[VideoCodec] | None) -> VideoCodec:
+    """The codec the box publishes for an official who decodes ``decodable`` (``None``: all
+    of ``VIDEO_CODECS``): the most preferred one the official decodes. Raises ``ValueError``
+    when there is none."""
+    if decodable is None:
+        return VIDEO_CODECS[0]
+    chosen = next((c for c in VIDEO_CODECS if c in decodable), None)
+    if chosen is None:
+        raise ValueError(
+            f"video_codecs {list(decodable)!r} names none of {list(VIDEO_CODECS)!r} "
+            "(leave it out when the browser decodes both)"
+        )
+    return chosen
 
 
 class FrameError(MalformedMessage):
@@ -242,10 +280,23 @@ class Queue(_Frame):
 
 
 class Accept(_Frame):
-    """Official: take a waiting request."""
+    """Official: take a waiting request. ``video_codecs``: what the official's browser decodes
+    (``None``: both); the box publishes ``choose_video_codec(video_codecs)``."""
 
     type: Literal["accept"] = "accept"
     request_id: Id
+    video_codecs: list[VideoCodec] | None = Field(
+        default=None,
+        max_length=8,
+        description="video codecs the official decodes (none: all of VIDEO_CODECS)",
+    )
+
+    @field_validator("video_codecs")
+    @classmethod
+    def _decodes_one(cls, value: list[VideoCodec] | None) -> list[VideoCodec] | None:
+        if value is not None:
+            choose_video_codec(value)  # raises, naming the problem, for an empty list
+        return value
 
 
 class SessionStarted(_Frame):
@@ -260,6 +311,9 @@ class SessionStarted(_Frame):
     role: Part
     peers: list[Peer]
     started_at: dt.datetime
+    video_codec: VideoCodec = Field(
+        default="H264", description="the codec the box publishes (what the official decodes)"
+    )
 
 
 class Offer(_Frame):

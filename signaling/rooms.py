@@ -13,6 +13,9 @@ session or queue place again); after that its session ends for everyone (reason
 still has one replaces the old (closed with ``CLOSE_REPLACED``). A monitor's views end with
 its socket (each one reaches the sink as a ``monitor_view``); it watches again after
 rejoining.
+
+Video codec: ``accept`` fixes the codec the box publishes (``choose_video_codec`` of the
+official's ``video_codecs``) for the whole session; every ``session_started`` carries it.
 """
 
 from __future__ import annotations
@@ -311,6 +314,7 @@ class Rooms:
             )
         if (busy := self.sessions.of(conn.sub)) is not None:
             raise Refused("busy", f"you are in session {busy.session_id!r}; end it first")
+        video_codec = sig.choose_video_codec(frame.video_codecs)  # validated: never raises
         self.queue.remove(request.request_id)
         session = self.sessions.add(
             Session(
@@ -320,6 +324,7 @@ class Rooms:
                 township=request.township,
                 box=Participant(request.node, Role.BOX, "box"),
                 official=Participant(conn.sub, claims.role, "official"),
+                video_codec=video_codec,
             )
         )
         common = {"case_no": request.case_no, "node": request.node, "township": request.township}
@@ -342,11 +347,12 @@ class Rooms:
             )
         )
         log.info(
-            "%s: accepted %s; session %s with %s",
+            "%s: accepted %s; session %s with %s, video %s",
             conn.who,
             request.request_id,
             session.session_id,
             request.node,
+            video_codec,
         )
         for p in session.participants:
             if (c := self.conns.get(p.sub)) is not None:
@@ -368,6 +374,7 @@ class Rooms:
             role=part,
             peers=session.peers(),
             started_at=session.started_at,
+            video_codec=session.video_codec,
         )
 
     # -- media ----------------------------------------------------------------------------------

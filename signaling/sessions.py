@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from contracts.access import Role
 from contracts.places import place_name
-from contracts.signaling import LiveSession, Part, Peer
+from contracts.signaling import LiveSession, Part, Peer, VideoCodec
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Session:
     township: str
     box: Participant
     official: Participant
+    video_codec: VideoCodec = "H264"
+    """What the box publishes: a codec the official decodes (the relay never transcodes)."""
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     started_mono: float = field(default_factory=time.monotonic)
     session_id: str = field(default_factory=lambda: f"s-{uuid.uuid4().hex}")

@@ -1,9 +1,13 @@
 """One live call of the box, through the hub relay: two peer connections ("legs").
 
-- **publish**: the camera as pre-encoded H.264 (``EncodedVideoTrack``: encoded once, for the
-  relay and the recording alike; the relay forwards it as it is) and the microphone as Opus
-  (aiortc encodes the raw frames). The relay's keyframe requests (PLI/FIR) reach the encoder
-  and its congestion estimate (REMB) sets the encoder's bitrate (``EncodedVideoTrack.attach``).
+- **publish**: the camera as pre-encoded video (``EncodedVideoTrack``) and the microphone as
+  Opus (aiortc encodes the raw frames). The video codec is the session's (``video_codec`` of
+  ``session_started``: one the official decodes, since the relay forwards it as it is): H.264
+  by default, encoded once for the relay and the recording alike; VP8 for an official whose
+  browser lacks H.264, in which case the recording, which holds H.264 only (MPEG-TS takes no
+  VP8), gets the camera's raw frames and encodes them itself. The relay's keyframe requests
+  (PLI/FIR) reach the encoder and its congestion estimate (REMB) sets the encoder's bitrate
+  (``EncodedVideoTrack.attach``).
 - **subscribe**: the official's video and audio. Video frames are decoded (counted, shown on
   the kiosk) and, when they are H.264, their encoded frames are taken before the decoder
   (``runtime.rtc.EncodedTap``) and recorded as they are; otherwise decoded frames are recorded
@@ -30,9 +34,9 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from contracts import signaling as sig
-from edge.live.errors import LiveError
+from edge.live.errors import LiveError, UnsupportedCodec
 from edge.media.config import MediaConfig
-from edge.media.encoder import VideoEncoder
+from edge.media.encoder import Codec, VideoEncoder
 from edge.media.recorder import Recorder
 from edge.media.sources import AudioSource, VideoSource, open_audio, open_video
 from edge.media.tracks import EncodedVideoTrack, FrameSink, SourceTrack
@@ -43,6 +47,16 @@ log = logging.getLogger(__name__)
 Send = Callable[[sig.Frame], Awaitable[None]]
 CHECK_SECONDS = 0.25
 """How often the supervisor looks at unanswered offers and failed connections."""
+ENCODER_CODECS: dict[sig.VideoCodec, Codec] = {"H264": "h264", "VP8": "vp8"}
+"""The session's video codec (as signaling names it) as ``VideoEncoder`` names it."""
+
+
+def encoder_for(media: MediaConfig, video_codec: sig.VideoCodec) -> VideoEncoder:
+    """A new encoder of ``video_codec``: VP8 (libvpx), or H.264 as ``media.encoder`` says
+    (``auto`` when that names VP8: the official may not decode it)."""
+    if video_codec == "VP8":
+        return VideoEncoder.from_config(media, "vp8")
+    return VideoEncoder.from_config(media, "auto" if media.encoder == "vp8" else None)
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class CallStats:
 
     publish: str
     """connection state of the upstream leg"""
+    video_codec: str
+    """what the box publishes: ``H264`` or ``VP8``"""
     subscribe: str
     local_frames: int
     """camera frames taken (each encoded once)"""
@@ -78,7 +94,9 @@ class _Leg:
 
 class BoxCall:
     """The media of one session. ``start`` opens the camera and microphone and offers both
-    legs; ``on_answer`` takes the relay's answers; ``close`` (safe twice) ends everything."""
+    legs; ``on_answer`` takes the relay's answers; ``close`` (safe twice) ends everything.
+    ``video_codec`` is the session's (``SessionStarted.video_codec``); an ``encoder`` given
+    must encode it."""
 
     def __init__(
         self,
@@ -92,8 +110,15 @@ class BoxCall:
         video_source: VideoSource | None = None,
         audio_source: AudioSource | None = None,
         encoder: VideoEncoder | None = None,
+        video_codec: sig.VideoCodec = "H264",
     ) -> None:
+        if encoder is not None and encoder.codec != ENCODER_CODECS[video_codec]:
+            raise UnsupportedCodec(
+                f"session {session_id} publishes {video_codec}, but the encoder given is "
+                f"{encoder.name!r} ({encoder.codec})"
+            )
         self.session_id = session_id
+        self.video_codec = video_codec
         self.official = official
         self.media = media
         self.send = send
@@ -131,14 +156,17 @@ class BoxCall:
         audio = self._audio_source or open_audio(media)
         self._video_source, self._audio_source = video, audio
         if self._encoder is None:
-            self._encoder = await asyncio.to_thread(VideoEncoder.from_config, media)
+            self._encoder = await asyncio.to_thread(encoder_for, media, self.video_codec)
         self.video = EncodedVideoTrack(video, self._encoder)
         self.video.frame_sinks.append(self._on_local_frame)
         self.audio = SourceTrack(audio)
         if self.recorder is not None:
-            self.video.sinks.append(self.recorder.write_local_video)
+            if self.video.codec == "h264":  # recorded as sent: encoded once
+                self.video.sinks.append(self.recorder.write_local_video)
+                self.recorder.request_keyframe = self.video.request_keyframe
+            else:  # the recording encodes the camera's frames to H.264 itself
+                self.video.frame_sinks.append(self.recorder.write_local_video)
             self.audio.frame_sinks.append(self.recorder.write_local_audio)
-            self.recorder.request_keyframe = self.video.request_keyframe
         await self._offer("publish")
         await self._offer("subscribe")
         self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name} supervisor")
@@ -164,9 +192,10 @@ class BoxCall:
         if self._encoder is not None:
             self._encoder.close()
         log.info(
-            "%s closed: %d frames sent, %d of the official's decoded",
+            "%s closed: %d %s frames sent, %d of the official's decoded",
             self.name,
             self.video.frames if self.video else 0,
+            self.video_codec,
             self.remote_frames,
         )
 
@@ -330,6 +359,7 @@ class BoxCall:
         video = self.video
         return CallStats(
             publish=state("publish"),
+            video_codec=self.video_codec,
             subscribe=state("subscribe"),
             local_frames=video.frames if video else 0,
             remote_frames=self.remote_frames,

@@ -33,3 +33,9 @@ class NotConnected(LiveError):
     """A frame was to be sent while the signaling socket is down."""
 
     code = "unavailable"
+
+
+class UnsupportedCodec(LiveError):
+    """The call cannot publish the session's video codec (e.g. an encoder of another codec)."""
+
+    code = "unsupported_codec"

@@ -9,7 +9,8 @@
 
 ``request_reception(case_no)`` sends ``request_reception`` for one of this box's cases (the
 summary is the first ``summary_chars`` characters of its content); ``queued`` frames update the
-position; ``session_started`` starts the call (``edge.live.call.BoxCall``) and its recording
+position; ``session_started`` starts the call (``edge.live.call.BoxCall``, publishing the session's
+``video_codec``) and its recording
 (``edge.media.recorder.Recorder``, named after the case and session); ``session_ended`` (or
 ``cancel`` during the call, which sends ``end``) closes both and hands every recorded file to
 the recording sink (``EdgeStore.add_recording``). At start-up, recordings a crash left behind
@@ -324,14 +325,16 @@ class LiveService:
             self.client.send,
             recorder=recorder,
             answer_timeout=self.config.answer_timeout,
+            video_codec=frame.video_codec,
         )
         self.recorder, self.call = recorder, call
         log.info(
-            "%s: in session %s with %s (case %s)",
+            "%s: in session %s with %s (case %s), publishing %s",
             self.node,
             frame.session_id,
             official,
             frame.case_no,
+            frame.video_codec,
         )
         try:
             await recorder.start()

@@ -41,8 +41,9 @@ class MediaConfig(Section):
     )
     encoder: EncoderName = Field(
         default="auto",
-        description='"auto" (hardware h264_v4l2m2m when it works, else libx264), '
-        '"h264_v4l2m2m", "libx264" or "vp8"',
+        description='the H.264 encoder: "auto" (hardware h264_v4l2m2m when it works, else '
+        'libx264), "h264_v4l2m2m" or "libx264" ("vp8" is read as "auto"); a session '
+        "publishes VP8 only when the official's browser lacks H.264",
     )
     keyframe_interval: float = Field(
         default=5.0, ge=0.5, le=60, description="seconds between unrequested keyframes"
@@ -63,7 +64,7 @@ class MediaConfig(Section):
         default=300_000,
         ge=10_000,
         description="bitrate for video the recorder must encode itself (the official's "
-        "picture, received as decoded frames), bits/s",
+        "picture, received as decoded frames; the box's camera when it publishes VP8), bits/s",
     )
     segment_seconds: float = Field(
         default=1800.0,

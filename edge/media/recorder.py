@@ -10,8 +10,10 @@ fragmented MP4 need the codec configuration in a header written up front: FFmpeg
 every packet back until each video stream has delivered its first one, which, with an official
 who never turns the camera on, is forever. Audio is AAC (FFmpeg's native encoder), the usual
 companion of H.264 in MPEG-TS, which the hub can remux to MP4 for browsers without re-encoding.
-VP8 does not go into MPEG-TS: video given as decoded frames (the official's picture, as aiortc's
-receiver delivers it) is encoded here with libx264 at ``recording_video_bitrate``.
+VP8 does not go into MPEG-TS: video given as frames (the official's picture, as aiortc's
+receiver delivers it; the box's camera when the box publishes VP8) is encoded here with libx264
+at ``recording_video_bitrate``. Such a frame is copied when it is queued: the caller's frame
+goes on to other encoders and sinks, and encoding sets a frame's timestamp and picture type.
 
 Crash safety: the muxer's interleaving buffer is capped at ``MAX_INTERLEAVE`` (FFmpeg's default is
 10 s and would wait for a silent stream), and every packet is written straight through to the
@@ -212,11 +214,23 @@ class _Segment:
 _STOP = object()
 
 
+def _copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
+    """A yuv420p copy of ``frame`` (same ``pts`` and ``time_base``) that only the writer
+    thread touches. (``reformat`` to the frame's own format returns the frame itself.)"""
+    if frame.format.name == "yuv420p":
+        copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+    else:
+        copy = frame.reformat(format="yuv420p")
+    copy.pts, copy.time_base = frame.pts, frame.time_base
+    return copy
+
+
 class Recorder:
     """Records one session into ``directory/<name>-NNN.ts`` (a new file every
     ``segment_seconds``).
 
-    Feed it with ``write_local_video`` (the box's encoded H.264 packets, or frames),
+    Feed it with ``write_local_video`` (the box's encoded H.264 packets, or frames when the box
+    publishes VP8),
     ``write_local_audio`` (the microphone's frames), ``write_remote_video`` (the official's
     decoded frames, or H.264 packets) and ``write_remote_audio`` (decoded frames). ``close``
     returns every file written, each with its SHA-256 and duration; ``on_file`` is called (on
@@ -287,6 +301,8 @@ class Recorder:
             copy.pts, copy.dts, copy.time_base = item.pts, item.dts, item.time_base
             copy.is_keyframe = item.is_keyframe
             item = copy
+        elif isinstance(item, av.VideoFrame):
+            item = _copy_frame(item)
         try:
             self._queue.put_nowait((name, item, time.monotonic() - self._t0))
         except queue.Full:
@@ -350,7 +366,11 @@ class Recorder:
         age = arrival - segment.start
         if age < self.config.segment_seconds:
             return
-        keyframe = name == "local_video" and isinstance(item, av.Packet) and item.is_keyframe
+        # a frame of the box's camera: encoded here, and every encoder here starts the new
+        # file with a keyframe; a packet: wait (up to ROLL_GRACE) for the box's next keyframe
+        keyframe = name == "local_video" and (
+            isinstance(item, av.VideoFrame) or (isinstance(item, av.Packet) and item.is_keyframe)
+        )
         if not (keyframe or age >= self.config.segment_seconds + ROLL_GRACE):
             if not self._roll_requested:
                 self._roll_requested = True

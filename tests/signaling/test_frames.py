@@ -37,6 +37,7 @@ EXAMPLES: list[sig.Frame] = [
         ]
     ),
     sig.Accept(request_id="r-1"),
+    sig.Accept(request_id="r-1", video_codecs=["VP8"]),
     sig.SessionStarted(
         session_id="s-1",
         request_id="r-1",
@@ -45,6 +46,7 @@ EXAMPLES: list[sig.Frame] = [
         role="box",
         peers=PEERS,
         started_at=NOW,
+        video_codec="VP8",
     ),
     sig.Offer(session_id="s-1", direction="publish", sdp="v=0\r\n"),
     sig.Answer(session_id="s-1", direction="publish", sdp="v=0\r\n", peer="box-1"),
@@ -99,6 +101,10 @@ def test_every_frame_round_trips(frame: sig.Frame) -> None:
 def test_a_client_frame_needs_only_its_fields() -> None:
     frame = sig.parse_frame('{"type": "accept", "request_id": "r-7"}')
     assert frame == sig.Accept(request_id="r-7")
+    assert isinstance(frame, sig.Accept) and frame.video_codecs is None  # None: decodes both
+    vp8 = next(f for f in EXAMPLES if isinstance(f, sig.SessionStarted))
+    started = sig.parse_frame(vp8.model_dump_json(exclude={"video_codec"}))  # an older server
+    assert isinstance(started, sig.SessionStarted) and started.video_codec == "H264"
 
 
 @pytest.mark.parametrize(
@@ -121,6 +127,18 @@ def test_a_client_frame_needs_only_its_fields() -> None:
             "invalid_field",
             "request_reception",
             "case_no",
+        ),
+        (
+            '{"type": "accept", "request_id": "r-1", "video_codecs": []}',
+            "invalid_field",
+            "accept",
+            "video_codecs: Value error, video_codecs [] names none of ['H264', 'VP8']",
+        ),
+        (
+            '{"type": "accept", "request_id": "r-1", "video_codecs": ["H265"]}',
+            "invalid_field",
+            "accept",
+            "video_codecs.0: Input should be 'H264' or 'VP8'",
         ),
         (
             '{"type": "offer", "session_id": "s-1", "sdp": "v=0"}',

@@ -192,10 +192,13 @@ class LivePeer:
             sig.Queue, lambda q: any(e.request_id == request_id for e in q.entries)
         )
 
-    async def accept(self, request_id: str) -> sig.SessionStarted:
-        """Official: take ``request_id`` (waiting until it is in the queue)."""
+    async def accept(
+        self, request_id: str, video_codecs: list[sig.VideoCodec] | None = None
+    ) -> sig.SessionStarted:
+        """Official: take ``request_id`` (waiting until it is in the queue), decoding
+        ``video_codecs`` (``None``: both; the box then publishes H.264)."""
         await self.wait_queue(request_id)
-        await self.send(sig.Accept(request_id=request_id))
+        await self.send(sig.Accept(request_id=request_id, video_codecs=video_codecs))
         return await self.started()
 
     async def started(self) -> sig.SessionStarted:

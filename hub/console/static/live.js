@@ -65,6 +65,17 @@ function tick() {  // the waiting times, every second, without rebuilding the ro
 
 function callUrl(id) { return `/live/call/${encodeURIComponent(id)}`; }
 
+// The video codecs boxes can send that this browser decodes, for `accept.video_codecs`: the box
+// then publishes one of them (H.264 when listed; the relay never transcodes). Names boxes do
+// not send are left out; without getCapabilities the field is left out (= both).
+const BOX_CODECS = { "video/h264": "H264", "video/vp8": "VP8" };
+function videoCodecs() {
+  const caps = window.RTCRtpReceiver?.getCapabilities?.("video");
+  if (!caps) return undefined;
+  const names = caps.codecs.map((c) => BOX_CODECS[c.mimeType.toLowerCase()]).filter(Boolean);
+  return [...new Set(names)];
+}
+
 const signaling = new XFV.live.Signaling({
   onState(state) {
     XFV.showLive(state === "open", t);
@@ -99,7 +110,10 @@ document.getElementById("rows").addEventListener("click", (ev) => {
   if (!button || accepting) return;
   accepting = button.dataset.accept;
   problem = "";
-  if (!signaling.send({ type: "accept", request_id: accepting })) accepting = null;
+  const frame = { type: "accept", request_id: accepting };
+  const codecs = videoCodecs();
+  if (codecs) frame.video_codecs = codecs;  // [] is refused by the server, with the reason
+  if (!signaling.send(frame)) accepting = null;
   render();
 });
 

@@ -72,10 +72,11 @@ class Stack:
             ttl=dt.timedelta(minutes=5),
         )
 
-    async def official(self, sub: str = "official-li") -> Official:
+    async def official(self, sub: str = "official-li", *, vp8_only: bool = False) -> Official:
+        """An official on signaling; ``vp8_only``: its browser lacks H.264."""
         token = self.token(sub, Role.OFFICIAL, COUNTY)
         ws = await self.http.ws_connect(f"{self.url}?token={token}")
-        return Official(ws)
+        return Official(ws, vp8_only=vp8_only)
 
 
 @pytest.fixture(autouse=True)
