@@ -6,10 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,10 +26,9 @@ from edge.sync.photos import BlobUploader
 from edge.sync.uploader import RetryPolicy
 from hub.blobs import BlobStore, blob_routes
 from runtime.http import serve
-from tests.edge.media.record_session import record
+from tests.edge.media.record_session import record, record_until_killed
 from tests.support.events import FORM, id_number
 
-ROOT = Path(__file__).parents[2]
 TOWNSHIP = "510104021"
 QUICK = RetryPolicy(attempts=6, backoff_s=0.01, max_backoff_s=0.05, sock_read_s=5.0)
 """Backoff shrunk from 0.5-30 s: a test's upload is never waiting out a long pause."""
@@ -55,23 +50,8 @@ def crashed_recording(directory: Path, seconds: float) -> tuple[RecordedFile, fl
     """Record in a process killed with SIGKILL after ``seconds``, cut the left ``.part``
     file in the middle of a transport packet (as a torn last write leaves it) and
     ``recover`` it; returns the file and the seconds it recorded before the kill."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.edge.media.record_session", str(directory)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("recording "), line
-        started = float(line.split()[1])
-        time.sleep(seconds)
-        elapsed = time.monotonic() - started
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(10)
+    started, killed = record_until_killed(directory, seconds)
+    elapsed = killed - started
     [left] = unfinished(directory)
     size = left.stat().st_size
     with left.open("r+b") as f:

@@ -20,10 +20,10 @@ from edge.live.service import LiveService
 from edge.media.config import MediaConfig
 from edge.media.recorder import RecordedFile
 from edge.store.db import EdgeStore
+from hub.media.agent import RelayAgent
 from hub.media.relay import Relay
 from runtime.rtc import install_low_latency, loopback_ice
 from tests.edge.live.official import Official
-from tests.edge.live.relay_agent import RelayAgent
 from tests.media.peers import wait_for
 from tests.signaling.conftest import running_server
 from tests.support.events import FORM, id_number
@@ -99,7 +99,6 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         form = validate_case_form({**FORM, "id_number": id_number(7), "content": "房屋漏水。" * 30})
         assert not isinstance(form, dict)
         receipt = await store.register_case(form, TOWNSHIP, 1)
-        agent = RelayAgent(relay, server.url, server.key)
         sink = Sink()
         service = LiveService(
             NODE,
@@ -109,15 +108,17 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             tmp_path / "recordings",
             LiveConfig(reconnect_min=0.2, answer_timeout=6.0),
         )
-        stack = Stack(server.url, server.key, relay, agent, service, sink, receipt.case_no, http)
-        service.configure(server.url, stack.token(NODE, Role.BOX, TOWNSHIP))
-        async with asyncio.TaskGroup() as tg:
-            agent_task = tg.create_task(agent.run())
+        async with (
+            RelayAgent(relay, server.url, server.key, "51", reconnect_min=0.2) as agent,
+            asyncio.TaskGroup() as tg,
+        ):
+            case_no = receipt.case_no
+            stack = Stack(server.url, server.key, relay, agent, service, sink, case_no, http)
+            service.configure(server.url, stack.token(NODE, Role.BOX, TOWNSHIP))
             service_task = tg.create_task(service.run())
             try:
-                await asyncio.wait_for(agent.ready.wait(), WAIT)
+                await asyncio.wait_for(agent.connected.wait(), WAIT)
                 await wait_for(lambda: service.client.connected, WAIT, "the box's signaling")
                 yield stack
             finally:
                 service_task.cancel()
-                agent_task.cancel()

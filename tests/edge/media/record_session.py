@@ -8,7 +8,11 @@ Usage: ``python -m tests.edge.media.record_session DIRECTORY``. Prints ``recordi
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from edge.media.config import MediaConfig
@@ -53,6 +57,29 @@ async def record(recorder: Recorder, seconds: float, encoder: VideoEncoder) -> N
     await asyncio.sleep(seconds)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+def record_until_killed(directory: Path, seconds: float) -> tuple[float, float]:
+    """Run this module as a process recording into ``directory`` and kill it with SIGKILL
+    ``seconds`` after its recording started; returns (start, kill) on the monotonic clock."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.edge.media.record_session", str(directory)],
+        cwd=Path(__file__).parents[3],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("recording "), line
+        started = float(line.split()[1])
+        time.sleep(seconds)
+        killed = time.monotonic()
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    return started, killed
 
 
 async def main(directory: Path) -> None:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import av
@@ -19,9 +15,7 @@ from edge.media.config import MediaConfig
 from edge.media.encoder import VideoEncoder
 from edge.media.errors import RecordingError
 from edge.media.recorder import RecordedFile, Recorder, recover, unfinished
-from tests.edge.media.record_session import record
-
-ROOT = Path(__file__).parents[3]
+from tests.edge.media.record_session import record, record_until_killed
 
 
 def video_stamps(path: Path, index: int) -> tuple[list[int], float, float]:
@@ -42,23 +36,7 @@ def audio_seconds(path: Path) -> float:
 
 
 def test_a_killed_recording_plays_up_to_the_last_two_seconds(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.edge.media.record_session", str(tmp_path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("recording "), line
-        started = float(line.split()[1])
-        time.sleep(5.0)
-        killed = time.monotonic()
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(10)
+    started, killed = record_until_killed(tmp_path, 5.0)
     elapsed = killed - started
     [left] = unfinished(tmp_path)
     numbers, first, last = video_stamps(left, 0)
