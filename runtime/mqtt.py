@@ -15,12 +15,15 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from runtime.config import MqttConfig, read_secret
+
+ClientT = TypeVar("ClientT", bound=paho.Client)
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +71,12 @@ def password_of(config: MqttConfig, config_dir: Path | None = None) -> str | Non
     return read_secret(config.password_file, config_dir) if config.password_file else None
 
 
-def make_threaded_client(config: MqttConfig, client_id: str, *, clean_session: bool) -> paho.Client:
-    """A plain paho client (for ``loop_start()``: its own network thread) with the same
-    credentials, TLS and reconnect delays as ``make_client``'s."""
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
-    )
+def make_threaded_client(
+    config: MqttConfig, client_id: str, *, clean_session: bool, kind: type[ClientT]
+) -> ClientT:
+    """A plain paho client of class ``kind`` (for ``loop_start()``: its own network thread)
+    with the same credentials, TLS and reconnect delays as ``make_client``'s."""
+    client = kind(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
     if config.username:
         client.username_pw_set(config.username, password_of(config))
     context = tls_context(config)

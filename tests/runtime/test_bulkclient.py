@@ -1,0 +1,148 @@
+"""``BulkClient``: buffered reads and batched PUBACKs, against a real Mosquitto."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from runtime.bulkclient import CHUNK, BufferedSocket, BulkClient, internals_problems
+from tests.support.broker import HUB_USER, Mosquitto, password_of
+
+TOPIC = "xfv/v1/bench/bulk"
+
+
+def test_paho_internals_are_as_bulkclient_expects() -> None:
+    assert internals_problems() == []
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_buffered_socket_serves_small_reads_from_one_large_read(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    wrapped = BufferedSocket(b)
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    a.sendall(data)
+    time.sleep(0.05)
+    first = wrapped.recv(1)
+    assert first == data[:1]
+    assert wrapped.buffered() == len(data) - 1  # all of it came in with the first read
+    assert wrapped.pending() == len(data) - 1
+    parts = [first]
+    while wrapped.buffered():
+        parts.append(wrapped.recv(700))
+    assert b"".join(parts) == data
+    b.setblocking(False)
+    with pytest.raises(BlockingIOError):  # nothing buffered, nothing to read: as a socket
+        wrapped.recv(1)
+    assert wrapped.fileno() == b.fileno()
+
+
+def test_buffered_socket_passes_large_reads_straight_through(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    wrapped = BufferedSocket(b)
+    a.sendall(b"x" * 100)
+    time.sleep(0.05)
+    assert wrapped.recv(CHUNK) == b"x" * 100
+    assert wrapped.buffered() == 0
+    a.close()
+    assert wrapped.recv(1) == b""  # the peer closed: paho sees a lost connection
+
+
+class Subscriber:
+    """A persistent-session QoS 1 subscriber that acks nothing by itself."""
+
+    def __init__(self, broker: Mosquitto, client_id: str) -> None:
+        self.messages: list[paho.MQTTMessage] = []
+        self.subscribed = threading.Event()
+        self.client = BulkClient(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+        )
+        self.client.username_pw_set(HUB_USER, password_of(HUB_USER))
+        self.client.manual_ack_set(True)
+        self.client.max_inflight_messages_set(1000)
+        self.client.on_message = lambda _c, _u, m: self.messages.append(m)
+        self.client.on_subscribe = lambda *_a: self.subscribed.set()
+        self.client.connect(broker.host, broker.port, 30)
+        self.client.loop_start()
+        self.client.subscribe(TOPIC, qos=1)
+        assert self.subscribed.wait(5)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.messages) >= count, f"got {len(self.messages)} of {count}"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish(broker: Mosquitto, payloads: list[bytes]) -> None:
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{time.monotonic_ns()}")
+    pub.username_pw_set(HUB_USER, password_of(HUB_USER))
+    pub.max_inflight_messages_set(1000)
+    pub.connect(broker.host, broker.port, 30)
+    pub.loop_start()
+    infos = [pub.publish(TOPIC, p, qos=1) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(10)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+def test_a_burst_arrives_whole_and_in_order_and_batched_acks_reach_the_broker(
+    mosquitto: Mosquitto,
+) -> None:
+    payloads = [f"{i:06d}".encode() * 100 for i in range(3000)]  # 600 bytes each
+    sub = Subscriber(mosquitto, "bulk-acked")
+    acked, acks = 0, 0
+    publisher = threading.Thread(target=publish, args=(mosquitto, payloads))
+    publisher.start()
+    deadline = time.monotonic() + 30
+    while acked < len(payloads) and time.monotonic() < deadline:  # ack as the hub does
+        time.sleep(0.01)
+        upto = len(sub.messages)
+        if upto > acked:
+            sub.client.ack_many(m.mid for m in sub.messages[acked:upto])
+            acked, acks = upto, acks + 1
+    publisher.join(10)
+    assert [m.payload for m in sub.messages] == payloads
+    assert acks < len(payloads) / 5  # batched: the broker's window of 1000 needed them
+    time.sleep(0.5)
+    sub.close()
+    again = Subscriber(mosquitto, "bulk-acked")  # the same persistent session
+    time.sleep(1.0)
+    again.close()
+    assert again.messages == [], f"{len(again.messages)} acked messages were redelivered"
+
+
+def test_what_was_not_acked_is_redelivered(mosquitto: Mosquitto) -> None:
+    payloads = [f"m{i}".encode() for i in range(200)]
+    sub = Subscriber(mosquitto, "bulk-half")
+    publish(mosquitto, payloads)
+    sub.wait_for(len(payloads))
+    sub.client.ack_many(m.mid for m in sub.messages[:120])
+    time.sleep(0.5)
+    sub.close()
+    again = Subscriber(mosquitto, "bulk-half")
+    again.wait_for(80)
+    time.sleep(0.3)
+    again.close()
+    assert sorted(m.payload for m in again.messages) == sorted(payloads[120:])
