@@ -13,9 +13,13 @@
   ignores for such packets reach the track's owner.
 - :class:`EncodedTap`: a remote track's *encoded* frames (H.264 access units, VP8 frames, Opus
   packets) taken from the receiver's jitter buffer instead of the decoder, and PLI on demand.
+- :func:`share_packetization`: the senders that send one pre-encoded H.264 packet (a relay's
+  watchers of one publisher) cut it into RTP payloads once between them, not once each.
+- :func:`install_fast_clock`: aiortc reads the NTP time twice per RTP packet sent through
+  ``datetime`` arithmetic; this reads it from ``time.time_ns()``, same value, a fifth the cost.
 
-The last three reach into aiortc's internals, so they are checked against the pinned aiortc
-version (``AIORTC_VERSION``) and the exact attributes and code they rely on
+All but :func:`rtc_configuration` reach into aiortc's internals, so they are checked against the
+pinned aiortc version (``AIORTC_VERSION``) and the exact attributes and code they rely on
 (:func:`internals_problems`); ``tests/media/test_rtc.py`` fails loudly when aiortc changes.
 """
 
@@ -36,6 +40,7 @@ from typing import Any, Literal
 
 import aioice.ice
 import aiortc
+import aiortc.clock
 import aiortc.rtcdtlstransport
 import aiortc.rtcrtpreceiver
 import av
@@ -61,6 +66,7 @@ _RX_KIND = "_RTCRtpReceiver__kind"
 _RX_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RX_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _RX_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_RX_SENDER_ENCODER = "_RTCRtpSender__encoder"
 # module globals this module replaces
 _RECEIVER_JITTER_BUFFER = "JitterBuffer"  # in aiortc.rtcrtpreceiver
 _HOST_ADDRESSES = "get_host_addresses"  # in aioice.ice
@@ -180,6 +186,21 @@ def internals_problems() -> list[str]:
             _params(encoder.pack) == ["self", "packet"],
             f"{encoder.__name__}.pack(packet) changed",
         )
+    expect(
+        _RX_SENDER_ENCODER in _code_names(sender_cls.__init__)
+        and {_RX_SENDER_ENCODER, "get_encoder"} <= _code_names(sender_cls._next_encoded_frame),
+        "RTCRtpSender no longer makes its __encoder with get_encoder only when it has none",
+    )
+    expect(
+        {"_packetize", "_split_bitstream", "convert_timebase"}
+        <= _code_names(h264.H264Encoder.pack),
+        "H264Encoder.pack no longer packetizes with its static _split_bitstream and _packetize",
+    )
+    expect(
+        callable(getattr(aiortc.clock, "current_ntp_time", None))
+        and {"clock", "current_ntp_time"} <= _code_names(sender_cls._run_rtp),
+        "RTCRtpSender._run_rtp no longer reads aiortc.clock.current_ntp_time",
+    )
     expect(
         _params(aioice.ice.get_host_addresses) == ["use_ipv4", "use_ipv6"],
         "aioice.ice.get_host_addresses(use_ipv4, use_ipv6) changed",
@@ -309,6 +330,62 @@ def install_low_latency() -> None:
 def low_latency_installed() -> bool:
     """Whether :func:`install_low_latency` took effect in this process."""
     return getattr(aiortc.rtcrtpreceiver, _RECEIVER_JITTER_BUFFER) is LowLatencyJitterBuffer
+
+
+# --- faster sending --------------------------------------------------------------------------
+
+_NTP_EPOCH_OFFSET_NS = 2_208_988_800 * 1_000_000_000
+"""From 1900-01-01 (NTP's epoch) to 1970-01-01, in nanoseconds."""
+
+
+def fast_ntp_time() -> int:
+    """The 64-bit NTP time now (32.32 fixed point), as ``aiortc.clock.current_ntp_time`` gives
+    it, from ``time.time_ns()`` in integer arithmetic instead of ``datetime`` objects."""
+    seconds, nanos = divmod(time.time_ns() + _NTP_EPOCH_OFFSET_NS, 1_000_000_000)
+    return (seconds << 32) | ((nanos << 32) // 1_000_000_000)
+
+
+def install_fast_clock() -> None:
+    """Make aiortc read the NTP time with :func:`fast_ntp_time` (its senders read it twice per
+    RTP packet: at a relay with many watchers, a few per cent of its CPU). Idempotent."""
+    check_internals()
+    aiortc.clock.current_ntp_time = fast_ntp_time
+
+
+SHARED_PACKETS = 64
+"""Packets whose RTP payloads :class:`SharedH264Packer` keeps (a few frames of every feed)."""
+
+
+_PACKED: collections.OrderedDict[int, tuple[av.Packet[Any], tuple[list[bytes], int]]]
+_PACKED = collections.OrderedDict()
+"""id(packet) -> (packet, its payloads and timestamp), newest last, for every SharedH264Packer."""
+
+
+class SharedH264Packer(h264.H264Encoder):
+    """aiortc's H.264 packer for pre-encoded packets, whose instances share their work: every
+    sender of one ``av.Packet`` object gets the payloads cut for the first. Packing H.264 is a
+    pure function of the packet (``_split_bitstream`` and ``_packetize`` are static), unlike
+    VP8's, which numbers pictures per sender; the payloads are only read by the senders."""
+
+    def pack(self, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
+        recent = _PACKED
+        hit = recent.get(id(packet))
+        if hit is not None and hit[0] is packet:  # the packet is held, so its id is its own
+            return hit[1]
+        packed = super().pack(packet)
+        recent[id(packet)] = (packet, packed)
+        if len(recent) > SHARED_PACKETS:
+            recent.popitem(last=False)
+        return packed
+
+
+def share_packetization(sender: RTCRtpSender) -> None:
+    """Make ``sender``, which will send pre-encoded H.264 packets, pack them with a
+    :class:`SharedH264Packer`. Call before the sender starts."""
+    check_internals()
+    if getattr(sender, _RX_SENDER_ENCODER) is not None:
+        raise ValueError("share_packetization() must come before the sender starts")
+    setattr(sender, _RX_SENDER_ENCODER, SharedH264Packer())
 
 
 # --- encoded frames --------------------------------------------------------------------------

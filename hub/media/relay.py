@@ -5,7 +5,9 @@ own peer connection (:meth:`Relay.publish`); every subscriber gets one peer conn
 participant it watches (:meth:`Relay.subscribe`). Frames are taken encoded from the upstream
 receiver's jitter buffer (:class:`runtime.rtc.EncodedTap`) and handed to one
 :class:`runtime.rtc.EncodedTrack` per subscriber, which aiortc's sender packetizes as they are:
-the relay decodes and encodes nothing.
+the relay decodes and encodes nothing. An H.264 frame is cut into RTP payloads once for all its
+watchers (:func:`runtime.rtc.share_packetization`), and aiortc reads the clock it stamps every
+packet with cheaply (:func:`runtime.rtc.install_fast_clock`).
 
 Keyframes: a subscriber's track drops everything until a keyframe and asks for one when its
 sender starts; subscribers' requests (start, overflow, PLI/FIR) are merged into at most one PLI
@@ -54,7 +56,9 @@ from runtime.rtc import (
     KeyframeReason,
     Kind,
     check_internals,
+    install_fast_clock,
     rtc_configuration,
+    share_packetization,
 )
 
 logger = logging.getLogger(__name__)
@@ -269,6 +273,7 @@ class Relay:
         if self._state != "new":
             raise RelayClosed(f'cannot start a relay in state "{self._state}"')
         check_internals()
+        install_fast_clock()
         self._state = "running"
         logger.info("media relay started")
 
@@ -580,6 +585,8 @@ class Relay:
         transceiver = subscription.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(_preferences(feed.kind, feed.codec))
         track.attach(transceiver.sender)
+        if feed.codec.mimeType.lower() == "video/h264":
+            share_packetization(transceiver.sender)  # cut each frame once for all watchers
         subscription.tracks.append((feed, track))
 
     async def _close_feed(self, session: _Session, feed: _Feed) -> None:

@@ -327,3 +327,48 @@ def test_encoded_frame_packet_carries_timing_and_keyframe_flag() -> None:
     )
     assert bytes(packet) == b"\x10\x02"
     assert np.frombuffer(bytes(packet), np.uint8).size == 2
+
+
+# --- faster sending ----------------------------------------------------------------------------
+
+
+def test_fast_ntp_time_is_aiortcs_ntp_time() -> None:
+    stock = aiortc.clock.datetime_to_ntp(aiortc.clock.current_datetime())
+    fast = rtc.fast_ntp_time()
+    again = aiortc.clock.datetime_to_ntp(aiortc.clock.current_datetime())
+    assert stock >> 32 > 3_900_000_000  # seconds since 1900: after 2023
+    assert stock <= fast <= again + (1 << 32) // 1_000_000  # within aiortc's microsecond
+    rtc.install_fast_clock()
+    assert aiortc.clock.current_ntp_time is rtc.fast_ntp_time
+    assert abs(aiortc.clock.current_ntp_time() - fast) < (1 << 32)  # the same second or so
+
+
+def test_shared_packer_cuts_a_packet_once_for_every_sender() -> None:
+    encoder = X264()
+    packets = [p for i in range(8) for p in encoder.encode(stamped_frame(i), i == 0)]
+    assert len(packets) >= 4
+    stock, first, second = (
+        aiortc.codecs.h264.H264Encoder(),
+        rtc.SharedH264Packer(),
+        rtc.SharedH264Packer(),
+    )
+    for packet in packets:
+        packed = first.pack(packet)
+        assert packed == stock.pack(packet)  # the same payloads and timestamp as aiortc's
+        assert second.pack(packet) is packed  # cut once
+    assert len(first.pack(packets[0])[0]) > 1  # the keyframe takes several payloads
+    copy = packets[-1].__class__(bytes(packets[-1]))
+    copy.pts, copy.time_base = packets[-1].pts, packets[-1].time_base
+    assert first.pack(copy) is not packed and first.pack(copy) == packed  # another packet object
+
+
+async def test_share_packetization_only_before_the_sender_starts() -> None:
+    pc = RTCPeerConnection(rtc_configuration())
+    try:
+        sender = pc.addTransceiver(EncodedTrack("video"), direction="sendonly").sender
+        rtc.share_packetization(sender)
+        assert isinstance(getattr(sender, rtc._RX_SENDER_ENCODER), rtc.SharedH264Packer)
+        with pytest.raises(ValueError, match="before the sender starts"):
+            rtc.share_packetization(sender)
+    finally:
+        await pc.close()
