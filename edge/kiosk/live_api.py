@@ -12,6 +12,8 @@
   ``LONG_POLL`` seconds for a change, so the screen follows the queue live.
 - ``GET /api/v1/live/remote.mjpg`` and ``/self.mjpg``: the official's picture and the box's own
   camera as MJPEG (``multipart/x-mixed-replace``) for ``<img>``, at most ``MJPEG_FPS``.
+- ``GET /api/v1/live/speaker``: a WebSocket carrying the official's voice as 20 ms chunks of
+  48 kHz mono PCM while a call is up (``edge.kiosk.speaker``).
 
 Errors are ``{"error": message, "code": code}``. Access as for case registration: the box's
 own screen (loopback) is let in, the LAN needs the clerk's token.
@@ -28,6 +30,7 @@ import cv2
 import numpy as np
 from aiohttp import web
 
+from edge.kiosk import speaker
 from edge.kiosk.cases_api import guarded
 from edge.live.errors import LiveError, LiveUnavailable, UnknownCase, WrongState
 from edge.live.service import LiveService
@@ -147,3 +150,4 @@ def install(app: web.Application, service: LiveService) -> None:
     app.router.add_get("/api/v1/live/state", state)
     app.router.add_get("/api/v1/live/remote.mjpg", remote_mjpeg)
     app.router.add_get("/api/v1/live/self.mjpg", self_mjpeg)
+    speaker.install(app, service)

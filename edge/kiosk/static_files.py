@@ -1,5 +1,6 @@
 """The kiosk's static assets: ``/static/kiosk.js``, ``/static/kiosk.css``,
-``/static/receipt.html`` (a fixed list; nothing else under ``static/`` is served)."""
+``/static/receipt.html``, ``/static/speaker-worklet.js`` (the AudioWorklet that plays the
+official's voice) — a fixed list; nothing else under ``static/`` is served."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ TYPES = {
     "kiosk.js": "application/javascript",
     "kiosk.css": "text/css",
     "receipt.html": "text/html",
+    "speaker-worklet.js": "application/javascript",
 }
 # The kiosk is on the box itself: revalidate every time so an upgrade shows at once.
 NO_CACHE = {"Cache-Control": "no-cache"}

@@ -8,10 +8,11 @@
   VP8), gets the camera's raw frames and encodes them itself. The relay's keyframe requests
   (PLI/FIR) reach the encoder and its congestion estimate (REMB) sets the encoder's bitrate
   (``EncodedVideoTrack.attach``).
-- **subscribe**: the official's video and audio. Video frames are decoded (counted, shown on
-  the kiosk) and, when they are H.264, their encoded frames are taken before the decoder
-  (``runtime.rtc.EncodedTap``) and recorded as they are; otherwise decoded frames are recorded
-  (the recorder encodes them).
+- **subscribe**: the official's video and audio. Audio frames are recorded and handed to
+  ``remote_audio_sinks`` (the kiosk's speaker, ``edge.kiosk.speaker``). Video frames are
+  decoded (counted, shown on the kiosk) and, when they are H.264, their encoded frames are
+  taken before the decoder (``runtime.rtc.EncodedTap``) and recorded as they are; otherwise
+  decoded frames are recorded (the recorder encodes them).
 
 Each leg is offered by the box (``offer`` frame, non-trickle: aiortc gathers every candidate
 first) and answered by the relay. A leg whose answer does not come within ``answer_timeout``,
@@ -131,6 +132,9 @@ class BoxCall:
         self.audio: SourceTrack | None = None
         self.remote_frame_sinks: list[FrameSink] = []
         """Called with every decoded ``av.VideoFrame`` of the official."""
+        self.remote_audio_sinks: list[Callable[[av.AudioFrame], None]] = []
+        """Called with every decoded ``av.AudioFrame`` of the official (the kiosk's speaker);
+        a sink that raises is logged and the others still get the frame."""
         self.last_local: av.VideoFrame | None = None
         self.last_remote: av.VideoFrame | None = None
         self.remote_frames = 0
@@ -350,6 +354,11 @@ class BoxCall:
                 self.remote_audio_frames += 1
                 if self.recorder is not None:
                     self.recorder.write_remote_audio(frame)
+                for sink in self.remote_audio_sinks:
+                    try:
+                        sink(frame)
+                    except Exception:
+                        log.exception("%s: a remote audio sink failed", self.name)
 
     def stats(self) -> CallStats:
         def state(direction: sig.Direction) -> str:

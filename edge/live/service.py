@@ -45,6 +45,7 @@ from edge.media.config import MediaConfig
 from edge.media.errors import RecordingError
 from edge.media.recorder import RecordedFile, Recorder
 from edge.store.db import EdgeStore
+from runtime.rtc import install_fast_clock, install_low_latency
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ class LiveService:
     async def run(self) -> None:
         """Recover recordings a crash left, then keep the signaling link until cancelled; on
         the way out the call (if any) is ended and its recording handed over."""
+        install_low_latency()  # the official's frames are shown as soon as they are complete
+        install_fast_clock()
         try:
             await self._recover()
             await self.client.run()

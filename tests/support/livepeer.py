@@ -9,6 +9,9 @@ connections to the hub relay, over real UDP on 127.0.0.1.
         await box.wait_frames(started.session_id, "zhang", 30)
         box.received[(session_id, "zhang")]            # frame numbers decoded, in order
 
+``LivePeer(..., tone_hz=660.0)`` also publishes a sound: a pure tone of that frequency (48 kHz,
+-12 dBFS, Opus), beside the video on the same connection.
+
 Every frame a peer publishes carries its frame number and a millisecond clock in its top row
 (``contracts.framestamp``); every decoded frame's stamp is recorded with its arrival time.
 Frames the server sends are all kept in ``frames`` (in order); ``wait_frame`` waits for the
@@ -31,6 +34,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from contracts import signaling as sig
 from contracts.cases import Category
+from edge.media.sources import SyntheticAudio
+from edge.media.tracks import SourceTrack
 from runtime.rtc import (
     EncodedTrack,
     KeyframeReason,
@@ -58,6 +63,8 @@ class Publication:
     keyframe_requests: int = 0
     force_keyframe: bool = True
     task: asyncio.Task[None] | None = None
+    audio: SourceTrack | None = None
+    """the tone, when the peer has one (``tone_hz``)"""
 
 
 @dataclass
@@ -74,12 +81,22 @@ class Subscription:
 
 
 class LivePeer:
-    def __init__(self, url: str, token: str, name: str = "peer", shade: int = 90) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        name: str = "peer",
+        shade: int = 90,
+        *,
+        tone_hz: float | None = None,
+    ) -> None:
         self.url = url
         self.token = token
         self.name = name
         self.shade = shade
         """Background luma of the pictures this peer publishes (to tell peers apart)."""
+        self.tone_hz = tone_hz
+        """Frequency of the tone this peer publishes with its video (None: no audio)."""
         self.frames: list[sig.Frame] = []
         """Every frame the server sent, in order."""
         self.welcome: sig.Welcome | None = None
@@ -220,7 +237,8 @@ class LivePeer:
     # --- media -------------------------------------------------------------------------------
 
     async def publish(self, session_id: str) -> Publication:
-        """Send stamped H.264 video to the relay for ``session_id`` (15 fps until closed)."""
+        """Send stamped H.264 video to the relay for ``session_id`` (15 fps until closed),
+        and the tone when the peer has one."""
         pc = RTCPeerConnection(rtc_configuration())
         pub = Publication(pc, EncodedTrack("video", max_queue=30))
 
@@ -234,6 +252,9 @@ class LivePeer:
             [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
         )
         pub.track.attach(transceiver.sender)
+        if self.tone_hz is not None:
+            pub.audio = SourceTrack(SyntheticAudio(frequency=self.tone_hz))
+            pc.addTransceiver(pub.audio, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         await self.send(
             sig.Offer(session_id=session_id, direction="publish", sdp=pc.localDescription.sdp)
@@ -344,6 +365,9 @@ class LivePeer:
                 await asyncio.gather(pub.task, return_exceptions=True)
                 pub.task = None
             await pub.pc.close()
+            if pub.audio is not None:
+                pub.audio.stop()
+                await pub.audio.source.close()
         for sub in self.subscriptions.values():
             await sub.pc.close()
             for task in sub.tasks:

@@ -1,7 +1,9 @@
 // The township box's case-capture flow: consent → person → matter → photos → review → done,
 // then, from the receipt, live video reception (视频接访): waiting (queue position, live) →
 // the official full screen with a small self view → ended. The live state comes from
-// GET /api/v1/live/state, long-polled (see edge/kiosk/live_api.py and docs/kiosk-live.md).
+// GET /api/v1/live/state, long-polled (see edge/kiosk/live_api.py and docs/kiosk-live.md); the
+// official's voice comes on the /api/v1/live/speaker WebSocket and plays through an
+// AudioWorklet (speaker-worklet.js), with a volume control on the call screen.
 // Everything talks to the box itself (works with the uplink down). The server's 422 answer is
 // authoritative; the checks here only give instant feedback with the same rules.
 "use strict";
@@ -55,6 +57,7 @@ const T = {
     live_cancel: "取消等待", live_end: "结束", live_connecting: "正在接通…",
     live_remote_alt: "接访人员画面", live_self_alt: "本人画面",
     live_ended_h: "视频接访已结束", live_back: "返回",
+    volume_down: "音量−", volume_up: "音量+", volume_level: (n) => `音量 ${n}`,
     live_duration: (m, s) => `通话时长 ${m} 分 ${s} 秒。`,
     live_lost: "连接中断，视频接访没有完成。可以再按一次“视频接访”。",
     live_errors: {
@@ -123,6 +126,7 @@ const T = {
     live_cancel: "Stop waiting", live_end: "End", live_connecting: "Connecting…",
     live_remote_alt: "The official", live_self_alt: "You",
     live_ended_h: "The video reception has ended", live_back: "Back",
+    volume_down: "Volume −", volume_up: "Volume +", volume_level: (n) => `Volume ${n}`,
     live_duration: (m, s) => `The call lasted ${m} min ${s} s.`,
     live_lost: "The connection was lost before the reception finished. You may press the video button again.",
     live_errors: {
@@ -510,6 +514,9 @@ function renderLive() {
   showStream($("live-self"), phase === "in_call" ? "/api/v1/live/self.mjpg" : "");
   $("live-remote").alt = t.live_remote_alt;
   $("live-self").alt = t.live_self_alt;
+  $("volume-level").textContent = t.volume_level(speaker.volume);
+  $("volume-down").disabled = speaker.volume <= 0;
+  $("volume-up").disabled = speaker.volume >= VOLUME_MAX;
   if (!inLive) return;
   $("live-position").textContent = s.position ? t.live_position(s.position) : t.live_requesting;
   $("live-case").textContent = s.case_no ? t.live_case(s.case_no) : "";
@@ -548,8 +555,124 @@ async function livePost(path, body) {
 }
 
 async function requestLive() {
+  resumeSpeaker(); // the clerk's tap: a user gesture, which lets the AudioContext run
   if (!state.receipt) return;
   if (await livePost("request", {case_no: state.receipt.case_no})) go("live");
+}
+
+// -- the official's voice -------------------------------------------------------------------
+// The box sends the official's audio on a WebSocket (/api/v1/live/speaker, opened once and
+// kept: idle between calls) as binary messages of 20 ms, 48 kHz mono s16le PCM after a 4-byte
+// sequence number, with JSON notices ({type: hello | call | idle}); see edge/kiosk/speaker.py.
+// Each chunk goes to the AudioWorklet, which plays it from a ring buffer (~60 ms target delay,
+// at most ~200 ms). Chromium starts an AudioContext only after a user gesture: it is made at
+// load and resumed on the clerk's tap (any tap, in fact); a kiosk browser run with
+// --autoplay-policy=no-user-gesture-required plays at once, also after a reload.
+// window.xfvSpeaker has the counters (for tests and a look from the console): received, gaps
+// and skipped (chunks; skipped while the context is suspended), played and dropped (samples),
+// underruns, rms (0..1, before the volume),
+// buffered_ms, state (the AudioContext's), volume; dominantHz() and level() measure what
+// leaves the volume control, clock() is the context's currentTime.
+
+const SPEAKER_RATE = 48000, VOLUME_MAX = 10, VOLUME_DEFAULT = 7;
+const speaker = {ctx: null, node: null, gain: null, analyser: null, lastSeq: null,
+  retry: 1000, volume: volumeSetting()};
+window.xfvSpeaker = {
+  state: "none", received: 0, gaps: 0, skipped: 0, played: 0, dropped: 0, underruns: 0,
+  rms: 0, buffered_ms: 0, volume: speaker.volume,
+  dominantHz() {
+    const a = speaker.analyser;
+    if (!a) return 0;
+    const db = new Float32Array(a.frequencyBinCount);
+    a.getFloatFrequencyData(db);
+    let m = 1;
+    for (let i = 2; i < db.length - 1; i++) if (db[i] > db[m]) m = i;
+    const [l, c, r] = [db[m - 1], db[m], db[m + 1]]; // parabolic peak between bins
+    const shift = (l - 2 * c + r) === 0 ? 0 : 0.5 * (l - r) / (l - 2 * c + r);
+    return (m + shift) * a.context.sampleRate / a.fftSize;
+  },
+  clock() { return speaker.ctx ? speaker.ctx.currentTime : 0; },
+  level() {
+    const a = speaker.analyser;
+    if (!a) return 0;
+    const x = new Float32Array(a.fftSize);
+    a.getFloatTimeDomainData(x);
+    let sum = 0;
+    for (const v of x) sum += v * v;
+    return Math.sqrt(sum / x.length);
+  },
+};
+
+function volumeSetting() {
+  const v = parseInt(localStorage.getItem("xfv-volume"), 10);
+  return Number.isInteger(v) && v >= 0 && v <= VOLUME_MAX ? v : VOLUME_DEFAULT;
+}
+
+function volumeGain(v) {
+  // 4 dB a step around the default (0 dB); 0 is silence
+  return v <= 0 ? 0 : Math.pow(10, (v - VOLUME_DEFAULT) * 4 / 20);
+}
+
+function setVolume(v) {
+  speaker.volume = Math.max(0, Math.min(VOLUME_MAX, v));
+  window.xfvSpeaker.volume = speaker.volume;
+  localStorage.setItem("xfv-volume", String(speaker.volume));
+  if (speaker.gain) speaker.gain.gain.setTargetAtTime(volumeGain(speaker.volume), speaker.ctx.currentTime, 0.02);
+  renderLive();
+}
+
+async function startSpeaker() {
+  if (!window.AudioContext || !window.AudioWorkletNode) return;
+  const ctx = new AudioContext({sampleRate: SPEAKER_RATE, latencyHint: "interactive"});
+  speaker.ctx = ctx;
+  const track = () => { window.xfvSpeaker.state = ctx.state; };
+  ctx.onstatechange = track;
+  track();
+  await ctx.audioWorklet.addModule("/static/speaker-worklet.js");
+  const node = new AudioWorkletNode(ctx, "xfv-speaker", {
+    numberOfInputs: 0, outputChannelCount: [1],
+    processorOptions: {targetMs: 60, maxMs: 200},
+  });
+  node.port.onmessage = (e) => Object.assign(window.xfvSpeaker, e.data);
+  const gain = ctx.createGain();
+  gain.gain.value = volumeGain(speaker.volume);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 8192;
+  analyser.smoothingTimeConstant = 0;
+  node.connect(gain).connect(analyser).connect(ctx.destination);
+  Object.assign(speaker, {node, gain, analyser});
+  speakerSocket();
+}
+
+function resumeSpeaker() {
+  if (speaker.ctx && speaker.ctx.state === "suspended") speaker.ctx.resume().catch(() => {});
+}
+
+function speakerSocket() {
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const ws = new WebSocket(scheme + location.host + "/api/v1/live/speaker");
+  ws.binaryType = "arraybuffer";
+  speaker.lastSeq = null;
+  ws.onmessage = (e) => {
+    const stats = window.xfvSpeaker;
+    if (typeof e.data === "string") {
+      const notice = JSON.parse(e.data);
+      if (notice.type === "call" || notice.type === "idle") speaker.node.port.postMessage({type: "flush"});
+      return;
+    }
+    stats.received++;
+    const seq = new DataView(e.data).getUint32(0, true);
+    if (speaker.lastSeq !== null && seq > speaker.lastSeq + 1) stats.gaps += seq - speaker.lastSeq - 1;
+    speaker.lastSeq = seq;
+    // a suspended context plays nothing: do not pile chunks up in the worklet meanwhile
+    if (speaker.ctx.state === "running") speaker.node.port.postMessage(e.data, [e.data]);
+    else stats.skipped++;
+  };
+  ws.onopen = () => { speaker.retry = 1000; };
+  ws.onclose = () => { // the box restarting, or no live reception on it: try again, slower
+    setTimeout(speakerSocket, speaker.retry);
+    speaker.retry = Math.min(30000, speaker.retry * 2);
+  };
 }
 
 // -- status line ----------------------------------------------------------------------------
@@ -592,6 +715,9 @@ $("live-cancel").onclick = async () => {
 };
 $("live-end").onclick = () => livePost("cancel");
 $("live-back").onclick = () => go(state.receipt ? "done" : "consent");
+$("volume-down").onclick = () => setVolume(speaker.volume - 1);
+$("volume-up").onclick = () => setVolume(speaker.volume + 1);
+document.addEventListener("pointerdown", resumeSpeaker);
 for (const b of document.querySelectorAll(".edit")) b.onclick = () => go(b.dataset.goto);
 for (const b of document.querySelectorAll(".cat")) {
   b.onclick = () => { state.category = b.dataset.category; delete state.errors.category; render(); showErrors(); };
@@ -619,3 +745,4 @@ lang = localStorage.getItem("xfv-lang") === "en" ? "en" : "zh";
 applyText();
 setInterval(refreshStatus, 3000);
 liveLoop();
+startSpeaker().catch((e) => { window.xfvSpeaker.state = "failed: " + e; });
