@@ -115,6 +115,7 @@ async def _call_and_crash(
             ),
         )
         assert in_call["session_id"] == started.session_id and in_call["official"] == "zhang"
+        assert "video receivers release frames on their marker packet" in boxes[-1].log()
         await page.wait_for_selector('body[data-live="in_call"]', timeout=SLOW * 1000)
         for view in ("#live-remote", "#live-self"):  # the official full screen, the self view
             await page.wait_for_function(
