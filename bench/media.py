@@ -23,7 +23,8 @@ the box's CPU, each beside a baseline measured in the same run. (bench/README.md
     relay's keyframe request must reach the box's encoder). Target <= 500 ms.
 (4) Box CPU during a call, in a box worker: first the encoder alone on pre-rendered frames at
     15 fps, then a call (the same encoder + ``EncodedTrack`` + aiortc's sender to the relay
-    worker + ``Recorder`` muxing the same packets to a ``.ts`` file). The sending side only:
+    worker, with the box's ``install_fast_clock`` + ``Recorder`` muxing the same packets to a
+    ``.ts`` file). The sending side only:
     the official's picture is not received. Target <= 1.3x.
 
     python bench/media.py            # 20 s windows, 8 joins (~6 min)
@@ -76,6 +77,7 @@ from runtime.rtc import (
     EncodedFrame,
     EncodedTap,
     EncodedTrack,
+    install_fast_clock,
     install_low_latency,
     loopback_ice,
     low_latency_installed,
@@ -517,6 +519,8 @@ async def worker_main(kind: str, mode: str) -> None:
         "box": Box,
     }
     handler = handlers[mode if kind == "relay" else kind]()
+    if kind == "box":
+        install_fast_clock()  # as the box's LiveService does (the relay's start does too)
     with loopback_ice():
         await serve(handler)
 
