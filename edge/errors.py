@@ -9,3 +9,7 @@ class EdgeError(Exception):
 
 class HubNotFound(EdgeError):
     """No hub answered the zeroconf browse and no broker is configured."""
+
+
+class KeyReused(EdgeError):
+    """A registration's ``Idempotency-Key`` was used before for a different registration."""

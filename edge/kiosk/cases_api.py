@@ -7,6 +7,12 @@ same ID number's other cases on this box in the last 180 days, newest first;
 ``duplicates_notice`` says so for the clerk ("此人近期已登记 N 件…", with English), or is null.
 It is open to the box's own screen (loopback); from the LAN it needs the clerk's token
 (``POST /api/v1/login`` with the clerk password). Every read of stored cases needs the token.
+
+A registration may carry an ``Idempotency-Key`` header (1 to 128 visible ASCII characters; the
+kiosk page sends a new one for each registration it submits and the same one when it retries):
+a registration whose key was seen before is not made again, its receipt comes back (201, with
+``Idempotent-Replayed: true``); the same key with other fields or photos is refused with 409
+``key_reused``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -21,6 +28,7 @@ from aiohttp import web
 from contracts.access import Audience, Role, bearer_token, mint_token, verify_token
 from contracts.cases import validate_case_form
 from contracts.errors import InvalidToken
+from edge.errors import KeyReused
 from edge.kiosk.duplicates import earlier_cases, notice
 from edge.kiosk.keys import CLERK_PASSWORD, CONFIG, KEY, LINK, STORE
 from runtime.http import json_error
@@ -28,6 +36,7 @@ from runtime.http import json_error
 log = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "::1"}
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -108,6 +117,11 @@ async def register(request: web.Request) -> web.Response:
             },
             status=422,
         )
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        return json_error(
+            400, "Idempotency-Key must be 1 to 128 visible ASCII characters", code="bad_key"
+        )
     form = validate_case_form(data)
     if isinstance(form, dict):
         return web.json_response({"errors": {k: v.as_dict() for k, v in form.items()}}, status=422)
@@ -115,18 +129,24 @@ async def register(request: web.Request) -> web.Response:
     link = request.app[LINK]
     try:
         receipt = await request.app[STORE].register_case(
-            form, config.township, config.box_no, photos
+            form, config.township, config.box_no, photos, key=key
         )
     except KeyError as exc:
         return web.json_response(
             {"errors": {"photos": {"code": "unknown_photo", "message": str(exc.args[0])}}},
             status=422,
         )
-    link.sender.notify()
-    link.photos.notify()
+    except KeyReused as exc:
+        log.warning("%s: registration refused: %s", config.node_id, exc)
+        return json_error(409, str(exc), code="key_reused")
     number, case_no = form.id_number, receipt.case_no
     earlier = await request.app[STORE].run(lambda db: earlier_cases(db, number, exclude=case_no))
-    log.info("%s: registered case %s (outbox seq %d)", config.node_id, receipt.case_no, receipt.seq)
+    if receipt.replayed:
+        log.info("%s: registration of case %s repeated (same key)", config.node_id, case_no)
+    else:
+        link.sender.notify()
+        link.photos.notify()
+        log.info("%s: registered case %s (outbox seq %d)", config.node_id, case_no, receipt.seq)
     return web.json_response(
         {
             "case_no": receipt.case_no,
@@ -137,6 +157,7 @@ async def register(request: web.Request) -> web.Response:
             "duplicates_notice": notice(earlier),
         },
         status=201,
+        headers={"Idempotent-Replayed": "true"} if receipt.replayed else None,
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from contracts.recordings import (
     RecordedStream,
     RecordingAdded,
 )
+from edge.errors import KeyReused
 from edge.media.errors import RecordingError
 from edge.media.recorder import RecordedFile
 from edge.store import outbox
@@ -33,6 +36,8 @@ class Receipt:
     query_code: str
     registered_at: dt.datetime
     seq: int
+    replayed: bool = False
+    """The receipt of an earlier registration with the same idempotency key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,21 @@ def recording_streams(path: Path) -> list[RecordedStream]:
     return found
 
 
+def _registration(db: Database, key: str, request_hash: str) -> Receipt | None:
+    row = db.execute(
+        "SELECT request_hash, case_no, query_code, registered_at, seq FROM registrations "
+        "WHERE key = ?",
+        [key],
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] != request_hash:
+        raise KeyReused(
+            f"idempotency key {key!r} was used for case {row[1]} with other fields or photos"
+        )
+    return Receipt(row[1], row[2], dt.datetime.fromisoformat(row[3]), row[4], replayed=True)
+
+
 def _meta(db: Database, key: str) -> int:
     return int(db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()[0])
 
@@ -147,15 +167,25 @@ class EdgeStore(Store):
         township: str,
         box_no: int,
         photos: list[str] = (),  # type: ignore[assignment]
+        key: str | None = None,
     ) -> Receipt:
         """Store the case, attach staged photos and append ``case.registered``: one
-        transaction, durable (synchronous=FULL) before this returns."""
+        transaction, durable (synchronous=FULL) before this returns.
+
+        With ``key`` (the request's idempotency key), a registration already made with that
+        key is not made again: its receipt comes back (``replayed``). The same key with a
+        different form or photos raises ``KeyReused``."""
+        request_hash = hashlib.sha256(
+            json.dumps([form.model_dump(mode="json"), list(photos)], sort_keys=True).encode()
+        ).hexdigest()
 
         def write(db: Database) -> Receipt:
             now = dt.datetime.now(dt.UTC)
             day = now.astimezone(dt.timezone(dt.timedelta(hours=8))).date()  # Beijing time
             code = f"{secrets.randbelow(10**6):06d}"
             with db.atomic():
+                if key is not None and (earlier := _registration(db, key, request_hash)):
+                    return earlier
                 db.execute(
                     "INSERT INTO case_counter (day, n) VALUES (?, 1) "
                     "ON CONFLICT(day) DO UPDATE SET n = n + 1",
@@ -192,6 +222,17 @@ class EdgeStore(Store):
                 event = outbox.append_event(
                     db, self.node, CASE_REGISTERED, body.model_dump(mode="json")
                 )
+                if key is not None:
+                    db.table("registrations").insert(
+                        {
+                            "key": key,
+                            "request_hash": request_hash,
+                            "case_no": case_no,
+                            "query_code": code,
+                            "registered_at": now.isoformat(),
+                            "seq": event.seq,
+                        }
+                    )
             return Receipt(case_no, code, now, event.seq)
 
         return await self.run(write)

@@ -74,3 +74,21 @@ def _recordings(db: Database) -> None:
         not_null={"case_no", "session_id", "path", "size", "mime", "started_at", "seq", "uploaded"},
     )
     db.table("recordings").create_index(["uploaded", "started_at"])
+
+
+@migrations(name="0004_registrations")
+def _registrations(db: Database) -> None:
+    """The receipt of every registration that came with an ``Idempotency-Key``: the same key
+    again returns the same case instead of registering it twice."""
+    db.table("registrations").create(
+        {
+            "key": str,
+            "request_hash": str,
+            "case_no": str,
+            "query_code": str,
+            "registered_at": str,
+            "seq": int,
+        },
+        pk="key",
+        not_null={"request_hash", "case_no", "query_code", "registered_at", "seq"},
+    )

@@ -7,12 +7,14 @@ import hashlib
 import http.client
 import json
 import re
+import sqlite3
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.integration.test_presence import online_with
 from tests.support.broker import Mosquitto
@@ -312,3 +314,47 @@ def test_photo_api_stores_what_the_camera_saw(
     for path in ("/api/v1/camera/preview", photo["url"], "/api/v1/qr?text=x"):
         status, _, body = get(kiosk + path, source="127.0.0.2")
         assert status == 401 and "clerk" in json.loads(body)["error"], path
+
+
+def test_a_submit_whose_answer_was_lost_is_registered_once(
+    tmp_path: Path, browser: Browser, mosquitto: Mosquitto, processes: list[XfvProcess]
+) -> None:
+    """The box registers the case but the page never hears back (the answer is lost): the
+    clerk taps 确认提交 again and gets the same case, not a second one."""
+    kiosk = offline_box(tmp_path / "box", "box-retry", mosquitto, processes)
+    page = browser.new_page(viewport=VIEWPORT)
+    lost: list[dict[str, Any]] = []
+
+    def lose_the_first_answer(route: Route) -> None:
+        if route.request.method == "POST" and not lost:
+            lost.append(route.fetch().json())  # the box registers it...
+            route.abort("connectionreset")  # ...and the page hears nothing
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/cases", lose_the_first_answer)
+    page.goto(kiosk + "/")
+    page.click("#next")
+    fill_person(page, id_number(5))
+    page.click("#next")
+    page.click('.cat[data-category="claim"]')
+    page.fill("#concerned_unit", "某建筑公司")
+    page.fill("#content", "请求解决拖欠工资问题。")
+    page.click("#next")
+    page.click("#next")  # 跳过 photos
+    step_is(page, "review")
+    page.click("#next")
+    expect(page.locator("#banner")).to_contain_text("提交没有成功")
+    step_is(page, "review")
+    assert len(lost) == 1 and "case_no" in lost[0], lost
+    page.click("#next")
+    step_is(page, "done")
+    expect(page.locator("#case-no")).to_have_text(lost[0]["case_no"])
+    expect(page.locator("#query-code")).to_have_text(lost[0]["query_code"])
+    page.close()
+    with sqlite3.connect(tmp_path / "box" / "state" / "edge.db") as db:
+        assert db.execute("SELECT case_no FROM cases").fetchall() == [(lost[0]["case_no"],)]
+        assert (
+            db.execute("SELECT count(*) FROM outbox WHERE type = 'case.registered'").fetchone()[0]
+            == 1
+        )

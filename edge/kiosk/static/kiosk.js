@@ -174,7 +174,9 @@ let busy = false;
 let township = "";
 
 function fresh() {
-  return {step: "consent", category: "", photos: [], errors: {}, receipt: null};
+  // submitKey: the Idempotency-Key of this registration; kept while a submit may have reached
+  // the box unanswered (a retry must not register it twice), new once the fields can change.
+  return {step: "consent", category: "", photos: [], errors: {}, receipt: null, submitKey: null};
 }
 
 // -- rules (mirrors contracts/ids.py, contracts/phone.py, contracts/cases.py) ----------------
@@ -411,15 +413,24 @@ async function shoot() {
 
 // -- submitting -----------------------------------------------------------------------------
 
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function submit() {
   if (busy) return;
   const body = {category: state.category, photos: state.photos.map((p) => p.sha256)};
   for (const f of TEXT_FIELDS) body[f] = $(f).value;
   busy = true; banner(""); render();
+  state.submitKey = state.submitKey || newKey();
   let r, answer;
   try {
     r = await fetch("/api/v1/cases", {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+      method: "POST",
+      headers: {"Content-Type": "application/json", "Idempotency-Key": state.submitKey},
+      body: JSON.stringify(body),
     });
     answer = await r.json();
   } catch (e) {
@@ -427,6 +438,7 @@ async function submit() {
     return;
   }
   busy = false;
+  state.submitKey = null;  // answered: the next submit is a new registration
   if (r.status === 201) {
     state.receipt = {...answer, township_name: township};
     sessionStorage.setItem("xfv-receipt", JSON.stringify(state.receipt));
