@@ -36,9 +36,10 @@ end                 participant, relay     end the session with a reason
 session_ended       server                 to everyone in it, hidden monitors and relay too
 peer_left           server → relay         a subscriber (a monitor) is gone: close its
                                            downstream connections
-event               server → relay         one session event (``LiveEvent``) for the hub's
-                                           timeline and audit log; buffered while no
-                                           relay is connected
+event               server → relay         one session event (``LiveEvent``) with its
+                                           outbox ``seq``, for the hub's timeline and
+                                           audit log (see "Event delivery")
+event_ack           relay                  every event up to ``seq`` is stored at the hub
 media_failed        relay → participant    an offer could not be answered (code, message)
 live                server → monitors      full snapshot of the live sessions in the
                                            monitor's jurisdiction, on connect and on change
@@ -75,6 +76,19 @@ and the server refuses an empty list or an unknown name with an ``error`` frame)
 every ``session_started`` of it (box, official, relay, monitors, a resumed socket) carries it
 as ``video_codec``. The box encodes that codec for its upstream; the official's own upstream
 may be either (the box decodes both).
+
+Event delivery. Session events are the case timeline and the monitor-view audit: none may be
+lost or doubled. The server writes each event, when it happens, to its outbox (a SQLite file,
+``SignalingConfig.events_db``) under the next sequence number, and sends it to the relay as
+``event {seq, event}``, in ``seq`` order. The relay answers ``event_ack {seq}`` once every
+event up to ``seq`` is committed at the hub (cumulative: one ack may cover many events); the
+server then deletes them from the outbox. On every relay connection, and after a restart of
+the server, everything not acknowledged is sent again, oldest first, at most
+``EVENT_WINDOW`` unacknowledged on the wire at a time. An event can therefore arrive twice
+(sent, stored, but the ack was lost with the socket): the hub writes each one idempotently
+(``hub.store.live.event_key``). An ``event_ack`` for a ``seq`` the server has not sent on that
+socket is refused with an ``error`` frame (code ``invalid_ack``); a malformed one
+(``invalid_field``) likewise; the socket stays.
 """
 
 from __future__ import annotations
@@ -491,13 +505,32 @@ LIVE_EVENT: TypeAdapter[LiveEvent] = TypeAdapter(LiveEvent)
 """Validates a live event (e.g. when the hub receives one as JSON)."""
 
 
+EVENT_WINDOW = 128
+"""Events the server sends the relay beyond the last ``event_ack`` before it waits for one."""
+
+Seq = Annotated[
+    int,
+    Field(strict=True, ge=1, le=2**63 - 1, description="an event's number in the outbox"),
+]
+
+
 class EventFrame(_Frame):
-    """To the relay (the hub): one session event, for the case timeline and the audit log.
-    Events are sent in the order they happened; while no relay is connected the server keeps
-    them (bounded) and sends them when one connects."""
+    """To the relay (the hub): one session event, for the case timeline and the audit log,
+    with its outbox number ``seq`` (increasing in the order the events happened). The server
+    keeps it until the relay acknowledges it with ``event_ack`` and sends it again on the
+    next relay connection until then ("Event delivery" in the module docstring)."""
 
     type: Literal["event"] = "event"
+    seq: Seq
     event: LiveEvent
+
+
+class EventAck(_Frame):
+    """Relay: every event up to and including ``seq`` is committed at the hub (cumulative);
+    sent only after the hub's write transaction of the event ``seq`` has committed."""
+
+    type: Literal["event_ack"] = "event_ack"
+    seq: Seq
 
 
 class MediaFailed(_Frame):
@@ -534,6 +567,7 @@ Frame = Annotated[
     | Live
     | Error
     | EventFrame
+    | EventAck
     | MediaFailed,
     Field(discriminator="type"),
 ]
@@ -556,6 +590,7 @@ SENDERS: dict[str, frozenset[str]] = {
     "watch": WATCH_ROLES,
     "leave": frozenset({Role.BOX, *QUEUE_ROLES, *WATCH_ROLES}),
     "end": frozenset({Role.BOX, *QUEUE_ROLES, RELAY}),
+    "event_ack": frozenset({RELAY}),
 }
 """Who may send each client frame (roles, or ``RELAY``); every other type is the server's."""
 

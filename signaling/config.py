@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, field_validator
 
 from runtime.config import HttpConfig, LogLevel, Section
 
@@ -39,10 +41,23 @@ class SignalingConfig(Section):
         le=100_000,
         description="frames queued for one socket before it is closed as too slow",
     )
+    events_db: Path | None = Field(
+        default=None,
+        description="SQLite file of the session events not yet acknowledged by the hub "
+        "(the outbox; created if missing); unset: kept in memory only and lost when the "
+        "server stops (tests)",
+    )
     event_buffer: int = Field(
         default=10_000,
         ge=10,
         le=1_000_000,
-        description="session events kept while the hub's relay is not connected (the oldest "
-        "are dropped beyond this, each with an error log)",
+        description="unacknowledged session events at which a warning is logged (and again "
+        "at every doubling); none is dropped, the outbox keeps them all",
     )
+
+    @field_validator("events_db")
+    @classmethod
+    def _a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and value.is_dir():
+            raise ValueError(f"events_db {str(value)!r} is a directory, not a database file")
+        return value

@@ -16,6 +16,10 @@ rejoining.
 
 Video codec: ``accept`` fixes the codec the box publishes (``choose_video_codec`` of the
 official's ``video_codecs``) for the whole session; every ``session_started`` carries it.
+
+Session events go to the configured sink and to ``events`` (a ``signaling.sink.RelayFeed``),
+which stores each in its outbox before anything else happens and delivers it to the relay
+until the relay acknowledges it (``event_ack``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from contracts.signaling import (
 from runtime.logs import QuietLogger
 from signaling.connection import Connection
 from signaling.errors import Refused
+from signaling.outbox import EventOutbox
 from signaling.queue import Request, WaitingQueue
 from signaling.sessions import Participant, Session, Sessions, View
 from signaling.sink import EventSink, RelayFeed
@@ -49,10 +54,13 @@ def _now() -> dt.datetime:
 
 
 class Rooms:
-    def __init__(self, sink: EventSink, grace: float = 30.0, event_buffer: int = 10_000) -> None:
+    def __init__(
+        self, sink: EventSink, grace: float = 30.0, events: RelayFeed | None = None
+    ) -> None:
         self.sink = sink
-        self.events = RelayFeed(event_buffer)
-        """Every event also goes to the relay (the hub), kept while none is connected."""
+        self.events = events or RelayFeed(EventOutbox(None))
+        """Every event also goes to the relay (the hub), kept until the relay acknowledges it
+        (default: an outbox in memory, lost with the process)."""
         self.grace = grace
         self.queue = WaitingQueue()
         self.sessions = Sessions()
@@ -213,6 +221,8 @@ class Rooms:
                     self._leave(conn, frame)
                 case sig.End():
                     self._end_by(conn, frame)
+                case sig.EventAck():
+                    self.events.ack(conn, frame.seq)
                 case sig.Hello():
                     raise Refused("unexpected", "already authenticated: hello only comes first")
         except Refused as exc:
@@ -561,6 +571,7 @@ class Rooms:
             "waiting": len(self.queue),
             "sessions": len(self.sessions),
             "relay": int(self.relay is not None),
-            "events_waiting": len(self.events.waiting),
+            "events_waiting": self.events.waiting,
+            "events_unacked": self.events.unacked,
             "events_dropped": self.events.dropped,
         }

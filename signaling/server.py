@@ -4,7 +4,8 @@ A socket authenticates first, with ``?token=...`` in the URL or a ``hello {token
 within ``hello_timeout``; a bad token gets an ``error`` frame (code ``invalid_token``) and the
 socket is closed with ``CLOSE_INVALID_TOKEN`` (4401) and the reason. After that, a frame
 that does not parse or is refused gets an ``error`` frame and the socket stays open. The
-state lives in ``signaling.rooms.Rooms``; events go to an ``EventSink``.
+state lives in ``signaling.rooms.Rooms``; events go to an ``EventSink`` and, through the
+outbox file ``events_db``, to the hub's relay (``signaling.sink.RelayFeed``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contracts.signaling import (
     CLOSE_GOING_AWAY,
     CLOSE_HELLO_TIMEOUT,
     CLOSE_INVALID_TOKEN,
+    EVENT_WINDOW,
     Error,
     FrameError,
     Hello,
@@ -33,8 +35,9 @@ from signaling import __version__
 from signaling.auth import check_token, token_key
 from signaling.config import SignalingConfig
 from signaling.connection import Connection
+from signaling.outbox import EventOutbox
 from signaling.rooms import Rooms
-from signaling.sink import EventSink, LogSink
+from signaling.sink import EventSink, LogSink, RelayFeed
 
 log = logging.getLogger(__name__)
 quiet = QuietLogger(log)
@@ -82,8 +85,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if claims is None:
         return ws
     outbox = state.config.outbox_frames
-    if is_relay(claims):  # it may be sent every event that waited for it at once
-        outbox += state.config.event_buffer
+    if is_relay(claims):  # besides its other frames, up to a window of unacknowledged events
+        outbox += EVENT_WINDOW
     conn = Connection(claims, outbox)
     state.rooms.join(conn)
     try:
@@ -187,7 +190,13 @@ def create_app(config: SignalingConfig, sink: EventSink | None = None) -> web.Ap
     key = token_key(config)
     if key is None:
         log.warning("token_secret_file is unset: every signaling connection will be refused")
-    rooms = Rooms(sink or LogSink(), grace=config.rejoin_grace, event_buffer=config.event_buffer)
+    if config.events_db is None:
+        log.warning(
+            "events_db is unset: session events not yet acknowledged by the hub are kept in "
+            "memory only and lost if the server stops"
+        )
+    feed = RelayFeed(EventOutbox(config.events_db), warn_backlog=config.event_buffer)
+    rooms = Rooms(sink or LogSink(), grace=config.rejoin_grace, events=feed)
     state = State(config, key, rooms)
     app = web.Application()
     app[STATE] = state
@@ -197,7 +206,11 @@ def create_app(config: SignalingConfig, sink: EventSink | None = None) -> web.Ap
         for ws in list(state.pending):
             await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
 
+    async def close_outbox(app: web.Application) -> None:
+        feed.close()  # after ``shutdown``: the events of sessions it ended are stored
+
     app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(close_outbox)
     app.router.add_get(WS_PATH, websocket)
     app.router.add_get("/health", health)
     app.router.add_get("/api/v1/health", health)

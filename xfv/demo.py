@@ -139,7 +139,11 @@ async def run_demo(
         key_file = state_dir / "hub" / "hub.key"
         local_secret(key_file)
         signaling = SignalingServer(
-            SignalingConfig(http=HttpConfig(host=LOOPBACK, port=0), token_secret_file=str(key_file))
+            SignalingConfig(
+                http=HttpConfig(host=LOOPBACK, port=0),
+                token_secret_file=str(key_file),
+                events_db=state_dir / "signaling" / "events.db",
+            )
         )
         tg.create_task(signaling.run(), name="signaling")
         await signaling.ready.wait()

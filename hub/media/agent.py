@@ -13,7 +13,14 @@ of ``mint_relay_token``, minted afresh for every connection), and then:
 - ``ice`` → ignored (the relay and every participant send complete offers and answers);
 - ``peer_left`` (a monitor stopped watching) → :meth:`Relay.leave` for it;
 - ``session_ended`` → :meth:`Relay.leave` for everyone the session had;
-- ``event`` → ``on_event`` (the hub writes it to the case timeline), one at a time, in order.
+- ``event`` → ``on_event`` (the hub writes it to the case timeline), one at a time, in order;
+  once ``on_event`` has returned (the hub's write transaction committed), ``event_ack {seq}``
+  on the socket the event came by. Acks are cumulative: a run of events that arrived
+  together is acknowledged once, after its last one. When ``on_event`` raises, it is tried
+  again (backoff up to ``EVENT_RETRY_MAX`` seconds) while that socket is open; if the socket
+  closes first, that event and the later ones of the socket are left unacknowledged and
+  signaling sends them again on the next socket, in order. An event may thus reach
+  ``on_event`` twice: it must be idempotent (``hub.store.live.record_event`` is).
 
 It reconnects with exponential backoff. After a reconnect the server sends ``session_started``
 for every live session; media of sessions it does not mention within ``reconcile_after``
@@ -52,6 +59,10 @@ RELAY_TOKEN_TTL = dt.timedelta(minutes=10)
 """The token is checked once, when the socket opens; a fresh one is minted for every socket."""
 ENDED_MEMORY = 1000
 """How many ended session ids are remembered (a late offer for one is refused)."""
+EVENT_RETRY_MAX = 5.0
+"""Longest wait, in seconds, between tries of an event ``on_event`` failed on."""
+ACK_EVERY = 32
+"""Acknowledge at least every this many events even while more are waiting."""
 
 
 @dataclass
@@ -71,6 +82,8 @@ class AgentStats:
     failed: int
     events: int
     sessions: int
+    acked_seq: int = 0
+    """The newest ``seq`` acknowledged to signaling (on any socket)."""
 
 
 async def _log_event(event: sig.LiveEvent) -> None:
@@ -112,7 +125,7 @@ class RelayAgent:
         self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._published = asyncio.Event()
         self._locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}
-        self._events: asyncio.Queue[sig.LiveEvent | None] = asyncio.Queue()
+        self._events: asyncio.Queue[tuple[_Link, sig.EventFrame] | None] = asyncio.Queue()
         self._http: aiohttp.ClientSession | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._event_task: asyncio.Task[None] | None = None
@@ -121,6 +134,7 @@ class RelayAgent:
         self._answered = 0
         self._failed = 0
         self._event_count = 0
+        self._acked_seq = 0
 
     async def __aenter__(self) -> RelayAgent:
         await self.start()
@@ -138,6 +152,7 @@ class RelayAgent:
             failed=self._failed,
             events=self._event_count,
             sessions=len(self._sessions),
+            acked_seq=self._acked_seq,
         )
 
     async def start(self) -> None:
@@ -150,7 +165,8 @@ class RelayAgent:
         log.info("relay agent: signaling at %s", self.url)
 
     async def close(self) -> None:
-        """Disconnect, hand the events already received to ``on_event`` (5 s at most), stop.
+        """Disconnect, hand the events already received to ``on_event`` (5 s at most; they are
+        not acknowledged any more, so signaling sends them again to the next agent), stop.
         Safe to call twice; the relay keeps running."""
         if self._state != "running":
             self._state = "closed"
@@ -270,7 +286,7 @@ class RelayAgent:
                 self._remember_ended(frame.session_id)
                 self._spawn(self._close_session(frame.session_id), "session_ended")
             case sig.EventFrame():
-                self._events.put_nowait(frame.event)
+                self._events.put_nowait((link, frame))
             case sig.Error():
                 quiet.warning(
                     f"error:{frame.code}",
@@ -420,16 +436,62 @@ class RelayAgent:
     # --- events ------------------------------------------------------------------------------
 
     async def _handle_events(self) -> None:
-        while (event := await self._events.get()) is not None:
+        while (item := await self._events.get()) is not None:
+            link, frame = item
+            if link.events_broken:
+                continue  # an earlier event of this socket was not recorded: it comes again
             self._event_count += 1
+            if not await self._record(link, frame.event):
+                link.events_broken = True
+                continue
+            link.ack_due = frame.seq
+            link.unacked += 1
+            if self._events.empty() or link.unacked >= ACK_EVERY:
+                await self._ack(link)
+
+    async def _record(self, link: _Link, event: sig.LiveEvent) -> bool:
+        """``on_event(event)``, tried again while ``link`` is open; whether it succeeded."""
+        delay, tries = 0.1, 0
+        while True:
+            tries += 1
             try:
                 await self.on_event(event)
+                return True
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception(
-                    "relay agent: could not record %s event of %s", event.kind, event.case_no
+            except Exception as exc:
+                if tries == 1:
+                    log.exception(
+                        "relay agent: could not record %s event of %s; trying again",
+                        event.kind,
+                        event.case_no,
+                    )
+                else:  # the traceback was logged once
+                    quiet.warning(
+                        "record",
+                        "relay agent: %s event of %s still not recorded (try %d): %s",
+                        event.kind,
+                        event.case_no,
+                        tries,
+                        exc,
+                    )
+            if link.closed or self._state != "running":
+                log.warning(
+                    "relay agent: %s event of %s left unacknowledged: signaling sends it again",
+                    event.kind,
+                    event.case_no,
                 )
+                return False
+            await asyncio.sleep(delay)
+            delay = min(EVENT_RETRY_MAX, delay * 2)
+
+    async def _ack(self, link: _Link) -> None:
+        seq = link.ack_due
+        if seq is None or link.closed:
+            return
+        link.ack_due, link.unacked = None, 0
+        if await link.send(sig.EventAck(seq=seq)):
+            self._acked_seq = seq
 
 
 class _Link:
@@ -439,6 +501,16 @@ class _Link:
         self.ws = ws
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.ack_due: int | None = None
+        """The newest event of this socket recorded at the hub and not acknowledged yet."""
+        self.unacked = 0
+        self.events_broken = False
+        """An event of this socket could not be recorded: acknowledge nothing more on it."""
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self.ws.closed
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=f"relay agent {name}")
@@ -450,14 +522,18 @@ class _Link:
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("relay agent: task %s failed", task.get_name(), exc_info=exc)
 
-    async def send(self, frame: sig.Frame) -> None:
+    async def send(self, frame: sig.Frame) -> bool:
+        """Send ``frame``; whether it was handed to the socket."""
         async with self._lock:
             try:
                 await self.ws.send_str(frame.dump())
+                return True
             except (ConnectionError, RuntimeError) as exc:
                 log.info("relay agent: could not send %s: %s", frame.type, exc)
+                return False
 
     async def close(self) -> None:
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -65,6 +65,7 @@ EXAMPLES: list[sig.Frame] = [
     sig.Error(code="forbidden", message="no", frame_type="accept"),
     sig.Answer(session_id="s-1", direction="subscribe", sdp="v=0\r\n", peer="mon", source="box-1"),
     sig.EventFrame(
+        seq=41,
         event=sig.Ended(
             at=NOW,
             case_no="510104021-01-261121-0007",
@@ -76,8 +77,9 @@ EXAMPLES: list[sig.Frame] = [
             by="zhang",
             started_at=NOW - dt.timedelta(seconds=90),
             duration_s=90.0,
-        )
+        ),
     ),
+    sig.EventAck(seq=41),
     sig.MediaFailed(
         session_id="s-1",
         direction="subscribe",
@@ -140,6 +142,9 @@ def test_a_client_frame_needs_only_its_fields() -> None:
             "accept",
             "video_codecs.0: Input should be 'H264' or 'VP8'",
         ),
+        ('{"type": "event_ack", "seq": "3"}', "invalid_field", "event_ack", "seq: Input should"),
+        ('{"type": "event_ack", "seq": 0}', "invalid_field", "event_ack", "greater than or equal"),
+        ('{"type": "event", "event": {}}', "invalid_field", "event", "seq: missing field"),
         (
             '{"type": "offer", "session_id": "s-1", "sdp": "v=0"}',
             "invalid_field",

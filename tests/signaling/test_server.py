@@ -504,21 +504,22 @@ async def test_events_wait_for_the_relay_and_then_arrive_in_order(
     assert running.server.rooms.stats()["events_waiting"] == 0
 
 
-async def test_without_a_relay_the_oldest_events_are_dropped_with_an_error(
+async def test_without_a_relay_every_event_is_kept_and_the_backlog_logged(
     tmp_path: Path, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_server(tmp_path, event_buffer=10) as r:
         connect = client_factory(r, http)
         box = await connect("box-1", Role.BOX, TOWNSHIP)
-        for _ in range(6):  # requested + cancelled each time: 12 events for 10 places
+        for _ in range(6):  # requested + cancelled each time: 12 events, warned at 10
             await box.send(REQUEST)
             queued = await box.expect(sig.Queued)
             await box.send(sig.Cancel(request_id=queued.request_id))
         await sync(box)
         stats = r.server.rooms.stats()
-        assert (stats["events_waiting"], stats["events_dropped"]) == (10, 2)
-        assert "no relay connected and 10 events waiting: dropped" in caplog.text
+        assert (stats["events_waiting"], stats["events_dropped"]) == (12, 0)
+        assert "10 session events not acknowledged by the hub" in caplog.text
         relay = await connect(sig.RELAY_SUBJECT, Role.ADMIN, "51")
-        first = (await relay.expect(sig.EventFrame)).event
-        assert first.kind == "requested"  # the 2nd request's: the 1st pair was dropped
-        assert first.request_id != queued.request_id
+        first = await relay.expect(sig.EventFrame)
+        assert (first.seq, first.event.kind) == (1, "requested")  # the very first is kept
+        seqs = [first.seq] + [(await relay.expect(sig.EventFrame)).seq for _ in range(11)]
+        assert seqs == list(range(1, 13))

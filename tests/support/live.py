@@ -32,6 +32,7 @@ from hub.store.db import HubStore
 from hub.store.migrations import migrations
 from hub.workflow.seed import generate, insert_cases
 from runtime.sqlite import open_database
+from signaling.outbox import migrations as outbox_migrations
 from tests.support.broker import Mosquitto, free_port
 from tests.support.procs import Hub, XfvProcess, http_json, wait_until, write_toml
 
@@ -111,6 +112,19 @@ class LiveStack:
         return f"ws://127.0.0.1:{self.signaling_port}/ws"
 
     @property
+    def events_db(self) -> Path:
+        """Signaling's outbox of session events not yet acknowledged by the hub."""
+        return self.dir / "signaling" / "events.db"
+
+    def unacked_events(self) -> list[tuple[int, str]]:
+        """(seq, kind) of every event in signaling's outbox (read beside the running server)."""
+        db = open_database(self.events_db, outbox_migrations)
+        try:
+            return [(int(n), str(k)) for n, k in db.execute("SELECT seq, kind FROM events")]
+        finally:
+            db.close()
+
+    @property
     def signaling_http(self) -> str:
         return f"http://127.0.0.1:{self.signaling_port}"
 
@@ -131,6 +145,7 @@ class LiveStack:
                 "token_secret_file": self.key_file,
                 "rejoin_grace": self.rejoin_grace,
                 "hello_timeout": 10.0,
+                "events_db": self.events_db,
                 "http": {"host": "127.0.0.1", "port": self.signaling_port},
             },
         )
@@ -225,6 +240,22 @@ class LiveStack:
     def api(self, username: str, path: str, body: Any = None) -> tuple[int, Any]:
         """(status, JSON) of one hub API request as ``username`` (POST when ``body``)."""
         return http_json(self.hub.base + path, self.login(username), body=body)
+
+    def restart_hub(self) -> None:
+        """Start the hub process again on the same state (after ``hub.process.kill()``) and
+        wait until its relay agent is connected to signaling again."""
+        assert self.hub.process is not None and not self.hub.process.running
+        self.hub.process.start()
+        wait_until("hub health with broker connected", self.hub._healthy, START_TIMEOUT)
+        wait_until("the hub's relay agent connected to signaling", self.relay_connected, 20)
+
+    def restart_signaling(self) -> None:
+        """Start the signaling process again (after ``signaling.kill()``) with the same
+        config and outbox, and wait until the hub's relay agent is connected to it."""
+        assert self.signaling is not None and not self.signaling.running
+        self.signaling.start()
+        wait_until("signaling health", self._signaling_up, START_TIMEOUT)
+        wait_until("the hub's relay agent connected to signaling", self.relay_connected, 20)
 
     def logs(self) -> str:
         """Both processes' logs (for assertion messages)."""
