@@ -11,9 +11,13 @@ CPU. ``BulkClient`` changes three things and nothing of the protocol:
 - ``loop_read`` goes on reading while the buffer holds more (paho's loop would otherwise wait
   in ``select`` for a socket that has nothing new while whole packets sit in the buffer; the
   buffer's ``pending()`` also tells paho's loop not to wait, as it does for TLS);
-- ``ack_many(mids)`` queues the PUBACKs of a batch as one write.
+- ``ack_many(mids)`` queues the PUBACKs of a batch as one write;
+- a QoS 1 message taken with manual acks is built without its ``MQTTMessageInfo`` (a
+  ``threading.Condition`` each, for waiting on a publish: nothing waits on a received
+  message), a fifth of the network thread's time per message.
 
-These use paho internals (``_create_socket``, ``_packet_queue``, ``_sock``); paho is pinned
+These use paho internals (``_create_socket``, ``_packet_queue``, ``_sock``,
+``_handle_publish``, ``_packet.decode_publish``, ``MQTTMessage``'s slots); paho is pinned
 below 3 and :func:`internals_problems` (run by ``tests/runtime/test_bulkclient.py``) fails
 loudly if those change.
 """
@@ -27,6 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt import _packet
 from paho.mqtt.enums import MQTTErrorCode
 
 CHUNK = 256 * 1024
@@ -35,6 +40,12 @@ MAX_PACKETS_PER_READ = 2000
 """Packets ``loop_read`` takes from the buffer before letting paho's loop write (acks,
 pings) again."""
 _PUBACK = struct.Struct("!BBH")
+_QOS_BITS = 0x06
+_RECEIVED = paho.MQTTMessageInfo(0)
+"""The ``info`` of every message ``BulkClient`` receives (only published messages need one)."""
+MESSAGE_SLOTS = {
+    "_topic", "dup", "info", "mid", "payload", "properties", "qos", "retain", "state", "timestamp"
+}  # fmt: skip
 
 
 class BufferedSocket:
@@ -89,6 +100,20 @@ class BulkClient(paho.Client):
             rc = super().loop_read(1)
         return rc
 
+    def _handle_publish(self) -> MQTTErrorCode:
+        command = self._in_packet["command"]
+        if (command & _QOS_BITS) >> 1 != 1 or not self._manual_ack:
+            return super()._handle_publish()  # QoS 0 and 2, automatic acks: as paho does
+        result = _packet.decode_publish(command, self._in_packet["packet"], self._protocol)
+        message = paho.MQTTMessage.__new__(paho.MQTTMessage)
+        message.timestamp = paho.time_func()
+        message.state = paho.mqtt_ms_invalid
+        message.dup, message.mid, message._topic = result.dup, result.mid, result.topic
+        message.payload, message.qos, message.retain = result.payload, 1, result.retain
+        message.info, message.properties = _RECEIVED, result.properties
+        self._handle_on_message(message)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def ack_many(self, mids: Iterable[int]) -> MQTTErrorCode:
         """PUBACK each of ``mids`` (QoS 1 messages taken with manual acks), in one write."""
         packet = b"".join(_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids)
@@ -108,6 +133,8 @@ def internals_problems() -> list[str]:
         "_packet_read": ["self"],
         "loop_read": ["self", "max_packets"],
         "_sock_recv": ["self", "bufsize"],
+        "_handle_publish": ["self"],
+        "_handle_on_message": ["self", "message"],
     }.items():
         method = getattr(client, name, None)
         if method is None:
@@ -121,6 +148,17 @@ def internals_problems() -> list[str]:
         problems.append("paho's _loop no longer asks the socket for pending() bytes")
     if "self._sock.recv(" not in inspect.getsource(client._sock_recv):
         problems.append("paho's _sock_recv no longer reads with self._sock.recv")
+    decode = getattr(_packet, "decode_publish", None)
+    if decode is None or list(inspect.signature(decode).parameters) != [
+        "header",
+        "packet",
+        "protocol",
+    ]:
+        problems.append("paho.mqtt._packet.decode_publish(header, packet, protocol) changed")
+    if set(paho.MQTTMessage.__slots__) != MESSAGE_SLOTS:
+        problems.append(f"paho's MQTTMessage slots are {paho.MQTTMessage.__slots__}")
+    if "decode_publish" not in inspect.getsource(client._handle_publish):
+        problems.append("paho's _handle_publish no longer decodes with _packet.decode_publish")
     if paho.PUBACK != 0x40:
         problems.append(f"paho.mqtt.client.PUBACK is {paho.PUBACK:#x}, not 0x40")
     return problems

@@ -124,6 +124,8 @@ def test_a_burst_arrives_whole_and_in_order_and_batched_acks_reach_the_broker(
             acked, acks = upto, acks + 1
     publisher.join(10)
     assert [m.payload for m in sub.messages] == payloads
+    assert {(m.topic, m.qos, m.retain, m.dup) for m in sub.messages} == {(TOPIC, 1, False, False)}
+    assert len({m.mid for m in sub.messages[:1000]}) == 1000  # the broker's window, each its own
     assert acks < len(payloads) / 5  # batched: the broker's window of 1000 needed them
     time.sleep(0.5)
     sub.close()
