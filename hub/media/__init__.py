@@ -1,6 +1,7 @@
 """The hub's media relay (SFU): one upstream per participant, encoded frames forwarded to every
-subscriber without decoding or encoding (:mod:`hub.media.relay`), and the agent that connects
-it to the signaling server (:mod:`hub.media.agent`).
+subscriber without decoding or encoding (:mod:`hub.media.relay`) except for watchers that cannot
+decode the publisher's video codec, who get one shared transcoded feed (:mod:`hub.media.transcode`),
+and the agent that connects it to the signaling server (:mod:`hub.media.agent`).
 
 The relay and the agent load aiortc; they are imported on first use so that reading the hub's
 configuration (:class:`RelayConfig`) stays light.
@@ -21,7 +22,9 @@ from hub.media.errors import (
 
 if TYPE_CHECKING:
     from hub.media.agent import RelayAgent
-    from hub.media.relay import Relay, RelayStats
+    from hub.media.relay import Relay
+    from hub.media.sessions import RelayStats, SubscriptionStats
+    from hub.media.transcode import TranscodeStats
 
 __all__ = [
     "CodecMismatch",
@@ -32,12 +35,16 @@ __all__ = [
     "RelayConfig",
     "RelayError",
     "RelayStats",
+    "SubscriptionStats",
+    "TranscodeStats",
     "UnknownSubscription",
 ]
 
 _LAZY = {
     "Relay": "hub.media.relay",
-    "RelayStats": "hub.media.relay",
+    "RelayStats": "hub.media.sessions",
+    "SubscriptionStats": "hub.media.sessions",
+    "TranscodeStats": "hub.media.transcode",
     "RelayAgent": "hub.media.agent",
 }
 

@@ -16,7 +16,7 @@ class RelayConfig(Section):
         default=["H264", "VP8"],
         min_length=1,
         description="video codecs a publisher may send, most preferred first; a subscriber "
-        "gets the publisher's codec as it is (no transcoding)",
+        "that cannot decode the publisher's codec gets a transcoded feed (hub.media.transcode)",
     )
     keyframe_interval: float = Field(
         default=1.0,

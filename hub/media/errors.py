@@ -19,8 +19,8 @@ class BadOffer(RelayError):
 
 
 class CodecMismatch(RelayError):
-    """The peer offers no codec the relay forwards, or a subscriber cannot receive the
-    publisher's codec."""
+    """The peer offers no codec the relay forwards, or a subscriber can receive neither the
+    publisher's codec nor one the relay transcodes it to (:mod:`hub.media.transcode`)."""
 
 
 class NotPublishing(RelayError):

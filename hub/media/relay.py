@@ -5,9 +5,22 @@ own peer connection (:meth:`Relay.publish`); every subscriber gets one peer conn
 participant it watches (:meth:`Relay.subscribe`). Frames are taken encoded from the upstream
 receiver's jitter buffer (:class:`runtime.rtc.EncodedTap`) and handed to one
 :class:`runtime.rtc.EncodedTrack` per subscriber, which aiortc's sender packetizes as they are:
-the relay decodes and encodes nothing. An H.264 frame is cut into RTP payloads once for all its
-watchers (:func:`runtime.rtc.share_packetization`), and aiortc reads the clock it stamps every
-packet with cheaply (:func:`runtime.rtc.install_fast_clock`).
+for every subscriber that can take the publisher's codec, the relay decodes and encodes nothing.
+An H.264 frame is cut into RTP payloads once for all its watchers
+(:func:`runtime.rtc.share_packetization`), and aiortc reads the clock it stamps every packet with
+cheaply (:func:`runtime.rtc.install_fast_clock`).
+
+The one exception is a subscriber whose offer receives video but not in the publisher's codec
+(a browser without H.264 watching an H.264 box): when it takes VP8 (or H.264, for a VP8 feed) it
+is served by a transcoded feed (:mod:`hub.media.transcode`), one per source feed and target
+codec, shared by all such subscribers, started by the first and closed with the last or with its
+source. It costs the hub about 0.2 core per transcoded 640x480 15 fps feed (not per watcher)
+and its watchers 12-16 ms (docs/live.md); the box still sends one stream. An offer that can take
+neither the publisher's codec nor a codec the relay transcodes to gets :class:`CodecMismatch`;
+audio (Opus) is never transcoded; when the relay makes the offer (:meth:`Relay.subscribe`
+without one) the subscription is always pass-through. :meth:`Relay.stats` says which
+subscriptions are transcoded (``SubscriptionStats.transcoded``) and how each transcoded feed is
+doing (``transcoded_feeds``).
 
 Keyframes: a subscriber's track drops everything until a keyframe and asks for one when its
 sender starts; subscribers' requests (start, overflow, PLI/FIR) are merged into at most one PLI
@@ -30,14 +43,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.codecs import CODECS, get_capabilities
-from aiortc.rtcpeerconnection import find_common_codecs
+from aiortc.codecs import CODECS, get_capabilities, is_rtx
+from aiortc.rtcpeerconnection import filter_preferred_codecs, find_common_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import MediaDescription, SessionDescription
 
 from hub.media.config import RelayConfig
 from hub.media.errors import (
@@ -48,12 +60,24 @@ from hub.media.errors import (
     RelayError,
     UnknownSubscription,
 )
-from hub.media.keyframes import KeyframeRequester, KeyframeStats
+from hub.media.keyframes import KeyframeRequester
+from hub.media.sessions import (
+    KINDS,
+    Feed,
+    FeedStats,
+    Publisher,
+    RelayStats,
+    Route,
+    Session,
+    Subscription,
+    SubscriptionStats,
+    Upstream,
+    name_of,
+)
+from hub.media.transcode import TARGETS, TranscodedFeed, TranscodeStats
 from runtime.rtc import (
-    EncodedFrame,
     EncodedTap,
     EncodedTrack,
-    KeyframeReason,
     Kind,
     check_internals,
     install_fast_clock,
@@ -62,169 +86,6 @@ from runtime.rtc import (
 )
 
 logger = logging.getLogger(__name__)
-
-KINDS: tuple[Kind, ...] = ("video", "audio")
-REBASE_STEP_SECONDS = 0.02
-"""RTP-time gap put between the last frame of an old upstream and the first of its successor."""
-
-
-@dataclass(frozen=True)
-class FeedStats:
-    session_id: str
-    participant_id: str
-    kind: Kind
-    codec: str
-    connected: bool
-    frames: int
-    keyframes: int
-    bytes: int
-    subscribers: int
-    keyframe_requests: KeyframeStats | None
-
-
-@dataclass(frozen=True)
-class SubscriptionStats:
-    session_id: str
-    subscriber_id: str
-    source: str
-    hidden: bool
-    connection: str
-    sent: int
-    """packets handed to the subscriber's senders"""
-    dropped: int
-    overflows: int
-    queued: int
-
-
-@dataclass(frozen=True)
-class RelayStats:
-    sessions: int
-    publishers: int
-    subscriptions: int
-    hidden_subscriptions: int
-    feeds: tuple[FeedStats, ...]
-    subscription_details: tuple[SubscriptionStats, ...]
-
-
-def _name(session_id: str, participant_id: str) -> str:
-    return f"{session_id}/{participant_id}"
-
-
-class _Feed:
-    """One upstream track of a participant (video or audio) and the tracks it feeds. Outlives
-    the upstream's peer connection when the participant publishes again."""
-
-    def __init__(
-        self, session_id: str, participant_id: str, kind: Kind, codec: RTCRtpCodecCapability
-    ) -> None:
-        self.session_id = session_id
-        self.participant_id = participant_id
-        self.kind = kind
-        self.codec = codec
-        self.tracks: set[EncodedTrack] = set()
-        self.keyframes: KeyframeRequester | None = None
-        self.keyframe_task: asyncio.Task[None] | None = None
-        self.tap: EncodedTap | None = None
-        self.frames = 0
-        self.keyframes_in = 0
-        self.bytes = 0
-        self._offset = 0
-        self._last_timestamp: int | None = None
-        self._rebase = False
-
-    @property
-    def name(self) -> str:
-        return f"{_name(self.session_id, self.participant_id)}/{self.kind}"
-
-    def connect(self, tap: EncodedTap) -> None:
-        """Take frames from a (new) upstream receiver."""
-        self.tap = tap
-        if self._last_timestamp is not None:
-            self._rebase = True
-            for track in self.tracks:
-                track.skip_to_keyframe()
-
-    def on_frame(self, frame: EncodedFrame) -> None:
-        if self._rebase:
-            step = int(frame.clock_rate * REBASE_STEP_SECONDS)
-            assert self._last_timestamp is not None
-            self._offset = self._last_timestamp + step - frame.timestamp
-            self._rebase = False
-        timestamp = frame.timestamp + self._offset
-        self._last_timestamp = timestamp
-        self.frames += 1
-        self.bytes += len(frame.data)
-        if frame.keyframe and self.kind == "video":
-            self.keyframes_in += 1
-            if self.keyframes is not None:
-                self.keyframes.keyframe_arrived()
-        if not self.tracks:
-            return
-        packet = frame.to_packet()
-        packet.pts = timestamp
-        for track in self.tracks:
-            track.put(packet)
-
-    def on_keyframe_request(self, reason: KeyframeReason) -> None:
-        if self.keyframes is not None:
-            self.keyframes.want()
-
-    async def request_keyframe(self) -> bool:
-        return self.tap is not None and await self.tap.request_keyframe()
-
-
-class _Upstream:
-    """Routes one tapped receiver's frames to the feed chosen once negotiation is done."""
-
-    def __init__(self, kind: Kind, codec: RTCRtpCodecCapability) -> None:
-        self.kind = kind
-        self.codec = codec
-        self.tap: EncodedTap | None = None
-        self.feed: _Feed | None = None
-
-    def on_frame(self, frame: EncodedFrame) -> None:
-        if self.feed is not None and self.feed.tap is self.tap:
-            self.feed.on_frame(frame)
-
-
-class _Publisher:
-    def __init__(self, session_id: str, participant_id: str, pc: RTCPeerConnection) -> None:
-        self.session_id = session_id
-        self.participant_id = participant_id
-        self.pc = pc
-
-
-class _Subscription:
-    def __init__(
-        self,
-        session_id: str,
-        subscriber_id: str,
-        source: str,
-        hidden: bool,
-        pc: RTCPeerConnection,
-    ) -> None:
-        self.session_id = session_id
-        self.subscriber_id = subscriber_id
-        self.source = source
-        self.hidden = hidden
-        self.pc = pc
-        self.tracks: list[tuple[_Feed, EncodedTrack]] = []
-        self.awaiting_answer = False
-
-    def detach(self) -> None:
-        for feed, track in self.tracks:
-            feed.tracks.discard(track)
-            track.stop()
-
-
-class _Session:
-    def __init__(self) -> None:
-        self.publishers: dict[str, _Publisher] = {}
-        self.feeds: dict[tuple[str, Kind], _Feed] = {}
-        self.subscriptions: dict[tuple[str, str], _Subscription] = {}
-
-    def empty(self) -> bool:
-        return not (self.publishers or self.feeds or self.subscriptions)
 
 
 def _parse(sdp: str, what: str) -> SessionDescription:
@@ -252,13 +113,34 @@ def _preferences(kind: Kind, codec: RTCRtpCodecCapability) -> list[RTCRtpCodecCa
     return [codec, _rtx_capability()] if kind == "video" else [codec]
 
 
+def _target(feed: Feed, media: MediaDescription, name: str) -> RTCRtpCodecCapability | None:
+    """What a subscribe offer's m-line gets of ``feed``: ``None`` for the feed as it is, else
+    the codec to transcode its video to (:data:`hub.media.transcode.TARGETS`, in the offer's
+    order of preference); :class:`CodecMismatch` when it can take neither."""
+    common = [c for c in find_common_codecs(CODECS[feed.kind], media.rtp.codecs) if not is_rtx(c)]
+    if filter_preferred_codecs(common, [feed.codec]):
+        return None
+    source = feed.codec.name.upper()
+    targets = [t for t in TARGETS if t != source] if feed.kind == "video" else []
+    chosen = next((c for c in common if c.name.upper() in targets), None)
+    if chosen is not None:
+        return _capability(feed.kind, chosen)
+    offered = sorted({c.mimeType for c in media.rtp.codecs if not is_rtx(c)})
+    raise CodecMismatch(
+        f"subscriber {name} receives {feed.kind} as {offered}: not the publisher's "
+        f"{feed.codec.mimeType}"
+        + (f", nor {' or '.join(targets)}, which the relay transcodes to" if targets else "")
+        + (" (audio is never transcoded)" if feed.kind == "audio" else "")
+    )
+
+
 class Relay:
     """The SFU: sessions of publishers and subscribers. Start it (or ``async with``) before use;
     :meth:`stop` closes every peer connection and is safe to call twice."""
 
     def __init__(self, config: RelayConfig | None = None) -> None:
         self.config = config or RelayConfig()
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._state = "new"
 
@@ -299,11 +181,11 @@ class Relay:
         of each); returns the answer. Publishing again replaces the old upstream and keeps the
         subscribers."""
         self._check_running()
-        name = _name(session_id, participant_id)
+        name = name_of(session_id, participant_id)
         offer = _parse(offer_sdp, f"the publish offer of {name}")
         plan = self._publish_plan(offer, name)
         pc = RTCPeerConnection(rtc_configuration())
-        upstreams: list[_Upstream] = []
+        upstreams: list[Upstream] = []
         try:
             for kind, codec in plan:
                 if codec is None:
@@ -311,7 +193,7 @@ class Relay:
                     continue
                 transceiver = pc.addTransceiver(kind, direction="recvonly")
                 transceiver.setCodecPreferences(_preferences(kind, codec))
-                upstream = _Upstream(kind, codec)
+                upstream = Upstream(kind, codec)
                 # tap before any media can arrive; frames reach a feed once it is chosen
                 upstream.tap = EncodedTap(transceiver.receiver, upstream.on_frame)
                 upstreams.append(upstream)
@@ -323,7 +205,7 @@ class Relay:
             if isinstance(exc, Exception) and not isinstance(exc, RelayError):
                 raise BadOffer(f"the publish offer of {name} failed: {exc!r}") from exc
             raise
-        session = self._sessions.setdefault(session_id, _Session())
+        session = self._sessions.setdefault(session_id, Session())
         old = session.publishers.pop(participant_id, None)
         if old is not None:
             await old.pc.close()
@@ -336,7 +218,7 @@ class Relay:
             kind = upstream.kind
             feed = session.feeds.get((participant_id, kind))
             if feed is None:
-                feed = _Feed(session_id, participant_id, kind, upstream.codec)
+                feed = Feed(session_id, participant_id, kind, upstream.codec)
                 session.feeds[(participant_id, kind)] = feed
                 if kind == "video":
                     feed.keyframes = KeyframeRequester(
@@ -349,7 +231,7 @@ class Relay:
             assert upstream.tap is not None
             feed.connect(upstream.tap)
             upstream.feed = feed
-        publisher = _Publisher(session_id, participant_id, pc)
+        publisher = Publisher(session_id, participant_id, pc)
         session.publishers[participant_id] = publisher
         pc.on("connectionstatechange", lambda: self._publisher_state(publisher))
         logger.info(
@@ -381,14 +263,14 @@ class Relay:
             if session is not None and (feed := session.feeds.get((source, kind))) is not None
         ]
         if session is None or not feeds:
-            raise NotPublishing(f"{_name(session_id, source)} publishes nothing to subscribe to")
-        name = f"{_name(session_id, subscriber_id)} <- {source}"
+            raise NotPublishing(f"{name_of(session_id, source)} publishes nothing to subscribe to")
+        name = f"{name_of(session_id, subscriber_id)} <- {source}"
         pc = RTCPeerConnection(rtc_configuration())
-        subscription = _Subscription(session_id, subscriber_id, source, hidden, pc)
+        subscription = Subscription(session_id, subscriber_id, source, hidden, pc)
         try:
             if offer_sdp is None:
                 for feed in feeds:
-                    self._add_sender(subscription, feed)
+                    self._add_sender(subscription, Route(feed, None))
                 await pc.setLocalDescription(await pc.createOffer())
                 subscription.awaiting_answer = True
             else:
@@ -402,8 +284,8 @@ class Relay:
                         pc.addTransceiver(media.kind, direction="inactive")
                         continue
                     unused.remove(feed)
-                    self._add_sender(subscription, feed)
-                if not subscription.tracks:
+                    self._add_sender(subscription, Route(feed, _target(feed, media, name)))
+                if not subscription.routes:
                     raise BadOffer(
                         f"the subscribe offer of {name} receives none of "
                         f"{', '.join(f.kind for f in feeds)}"
@@ -413,7 +295,9 @@ class Relay:
                         RTCSessionDescription(sdp=offer_sdp, type="offer")
                     )
                 except Exception as exc:
-                    codecs = ", ".join(f"{f.kind} {f.codec.mimeType}" for f in feeds)
+                    codecs = ", ".join(
+                        f"{r.feed.kind} {r.codec.mimeType}" for r in subscription.routes
+                    )
                     raise CodecMismatch(
                         f"subscriber {name} cannot receive {codecs}: {exc!r}"
                     ) from exc
@@ -421,22 +305,19 @@ class Relay:
             self._check_running()
             session = self._sessions.get(session_id)
             if session is None or any(
-                session.feeds.get((f.participant_id, f.kind)) is not f
-                for f, _ in subscription.tracks
+                session.feeds.get((r.feed.participant_id, r.feed.kind)) is not r.feed
+                for r in subscription.routes
             ):
-                raise NotPublishing(f"{_name(session_id, source)} stopped publishing during {name}")
+                raise NotPublishing(
+                    f"{name_of(session_id, source)} stopped publishing during {name}"
+                )
         except BaseException:
-            subscription.detach()
+            subscription.detach()  # nothing is bound to a transcoder yet
             await pc.close()
             raise
-        old = session.subscriptions.pop((subscriber_id, source), None)
-        if old is not None:
+        old = self._commit(session, subscription, name)
+        if old is not None:  # after the new one is bound: a shared transcoder stays up
             await self._close_subscription(old)
-        session.subscriptions[(subscriber_id, source)] = subscription
-        for feed, track in subscription.tracks:
-            feed.tracks.add(track)
-        pc.on("connectionstatechange", lambda: self._subscription_state(subscription))
-        logger.info("%s subscribes%s", name, " (hidden)" if hidden else "")
         return str(pc.localDescription.sdp)
 
     async def accept_answer(
@@ -446,7 +327,7 @@ class Relay:
         self._check_running()
         session = self._sessions.get(session_id)
         subscription = session.subscriptions.get((subscriber_id, source)) if session else None
-        name = f"{_name(session_id, subscriber_id)} <- {source}"
+        name = f"{name_of(session_id, subscriber_id)} <- {source}"
         if subscription is None or not subscription.awaiting_answer:
             raise UnknownSubscription(f"no subscription {name} is waiting for an answer")
         _parse(answer_sdp, f"the answer of {name}")
@@ -481,7 +362,7 @@ class Relay:
         )
         if session.empty():
             del self._sessions[session_id]
-        logger.info("%s left", _name(session_id, participant_id))
+        logger.info("%s left", name_of(session_id, participant_id))
 
     def participants(self, session_id: str) -> list[str]:
         """Visible participants of a session: publishers and non-hidden subscribers."""
@@ -495,10 +376,12 @@ class Relay:
     def stats(self) -> RelayStats:
         feeds: list[FeedStats] = []
         subscriptions: list[SubscriptionStats] = []
+        transcoders: list[TranscodeStats] = []
         publishers = 0
         for session in self._sessions.values():
             publishers += len(session.publishers)
             for (participant_id, kind), feed in session.feeds.items():
+                transcoders.extend(t.stats() for t in feed.transcoders.values())
                 publisher = session.publishers.get(participant_id)
                 feeds.append(
                     FeedStats(
@@ -516,7 +399,8 @@ class Relay:
                     )
                 )
             for s in session.subscriptions.values():
-                tracks = [t for _, t in s.tracks]
+                tracks = [r.track for r in s.routes if r.track is not None]
+                video = next((r for r in s.routes if r.feed.kind == "video"), None)
                 subscriptions.append(
                     SubscriptionStats(
                         session_id=s.session_id,
@@ -528,6 +412,8 @@ class Relay:
                         dropped=sum(t.dropped for t in tracks),
                         overflows=sum(t.overflows for t in tracks),
                         queued=sum(t.queued for t in tracks),
+                        video_codec=video.codec.mimeType if video else None,
+                        transcoded=video is not None and video.target is not None,
                     )
                 )
         return RelayStats(
@@ -537,6 +423,7 @@ class Relay:
             hidden_subscriptions=sum(s.hidden for s in subscriptions),
             feeds=tuple(feeds),
             subscription_details=tuple(subscriptions),
+            transcoded_feeds=tuple(transcoders),
         )
 
     # --- internals -----------------------------------------------------------------------
@@ -576,35 +463,118 @@ class Relay:
             raise BadOffer(f"the publish offer of {name} sends no audio or video")
         return plan
 
-    def _add_sender(self, subscription: _Subscription, feed: _Feed) -> None:
+    def _add_sender(self, subscription: Subscription, route: Route) -> None:
+        kind = route.feed.kind
         track = EncodedTrack(
-            feed.kind,
-            max_queue=self.config.video_queue if feed.kind == "video" else self.config.audio_queue,
-            on_keyframe_request=feed.on_keyframe_request,
+            kind,
+            max_queue=self.config.video_queue if kind == "video" else self.config.audio_queue,
+            on_keyframe_request=route.on_keyframe_request,
         )
         transceiver = subscription.pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(_preferences(feed.kind, feed.codec))
+        transceiver.setCodecPreferences(_preferences(kind, route.codec))
         track.attach(transceiver.sender)
-        if feed.codec.mimeType.lower() == "video/h264":
+        if route.codec.mimeType.lower() == "video/h264":
             share_packetization(transceiver.sender)  # cut each frame once for all watchers
-        subscription.tracks.append((feed, track))
+        route.track = track
+        subscription.routes.append(route)
 
-    async def _close_feed(self, session: _Session, feed: _Feed) -> None:
+    def _commit(
+        self, session: Session, subscription: Subscription, name: str
+    ) -> Subscription | None:
+        """Put a negotiated subscription in its session and its tracks on their feeds (or
+        transcoders), without awaiting; returns the subscription it replaces."""
+        key = (subscription.subscriber_id, subscription.source)
+        old = session.subscriptions.pop(key, None)
+        session.subscriptions[key] = subscription
+        for route in subscription.routes:
+            assert route.track is not None
+            if route.target is None:
+                route.feed.tracks.add(route.track)
+            else:
+                route.transcoder = self._transcoder(route.feed, route.target, name)
+                route.transcoder.add(route.track)
+        subscription.pc.on("connectionstatechange", lambda: self._subscription_state(subscription))
+        transcoded = [
+            f"{r.feed.codec.mimeType} as {r.codec.mimeType}"
+            for r in subscription.routes
+            if r.target
+        ]
+        logger.info(
+            "%s subscribes%s%s",
+            name,
+            " (hidden)" if subscription.hidden else "",
+            f", transcoded: {', '.join(transcoded)}" if transcoded else "",
+        )
+        return old
+
+    def _transcoder(
+        self, feed: Feed, target: RTCRtpCodecCapability, subscriber: str
+    ) -> TranscodedFeed:
+        """The feed's transcoder to ``target``, started for its first subscriber."""
+        codec = target.name.upper()
+        transcoder = feed.transcoders.get(codec)
+        if transcoder is None:
+            transcoder = TranscodedFeed(
+                session_id=feed.session_id,
+                participant_id=feed.participant_id,
+                source_codec=feed.codec.name,
+                target_codec=codec,
+                want_upstream_keyframe=feed.want_keyframe,
+                source_bitrate=feed.meter.bps,
+            )
+            feed.transcoders[codec] = transcoder
+            logger.info(
+                "session %s: transcoding %s from %s to %s (first subscriber %s)",
+                feed.session_id,
+                feed.name,
+                transcoder.source_codec,
+                transcoder.target_codec,
+                subscriber,
+            )
+        return transcoder
+
+    async def _close_transcoder(self, feed: Feed, transcoder: TranscodedFeed) -> None:
+        """Close a transcoder already taken out of ``feed.transcoders`` (synchronously, so
+        that no subscriber can join it meanwhile)."""
+        await transcoder.close()
+        stats = transcoder.stats()
+        logger.info(
+            "session %s: stopped transcoding %s from %s to %s: %d frames in, %d out, %d dropped",
+            feed.session_id,
+            feed.name,
+            stats.source_codec,
+            stats.target_codec,
+            stats.frames_in,
+            stats.frames_out,
+            stats.dropped,
+        )
+
+    async def _close_feed(self, session: Session, feed: Feed) -> None:
         session.feeds.pop((feed.participant_id, feed.kind), None)
         for track in feed.tracks:
             track.stop()
         feed.tracks.clear()
         feed.tap = None
+        transcoders = list(feed.transcoders.values())
+        feed.transcoders.clear()
+        await asyncio.gather(*(self._close_transcoder(feed, t) for t in transcoders))
         if feed.keyframe_task is not None:
             feed.keyframe_task.cancel()
             await asyncio.gather(feed.keyframe_task, return_exceptions=True)
             feed.keyframe_task = None
 
-    async def _close_subscription(self, subscription: _Subscription) -> None:
-        subscription.detach()
-        await subscription.pc.close()
+    async def _close_subscription(self, subscription: Subscription) -> None:
+        emptied = [
+            (feed, t)
+            for feed, t in subscription.detach()
+            if feed.transcoders.get(t.target_codec) is t
+            and feed.transcoders.pop(t.target_codec) is t
+        ]
+        await asyncio.gather(
+            subscription.pc.close(), *(self._close_transcoder(f, t) for f, t in emptied)
+        )
 
-    async def _close_session(self, session: _Session) -> None:
+    async def _close_session(self, session: Session) -> None:
         subscriptions = list(session.subscriptions.values())
         session.subscriptions.clear()
         await asyncio.gather(*(self._close_subscription(s) for s in subscriptions))
@@ -614,9 +584,9 @@ class Relay:
         session.publishers.clear()
         await asyncio.gather(*(p.pc.close() for p in publishers))
 
-    def _publisher_state(self, publisher: _Publisher) -> None:
+    def _publisher_state(self, publisher: Publisher) -> None:
         state = publisher.pc.connectionState
-        name = _name(publisher.session_id, publisher.participant_id)
+        name = name_of(publisher.session_id, publisher.participant_id)
         logger.info("%s upstream is %s", name, state)
         if state == "failed" and self._state == "running":
             session = self._sessions.get(publisher.session_id)
@@ -628,11 +598,10 @@ class Relay:
                 del session.publishers[publisher.participant_id]
                 self._spawn(publisher.pc.close(), f"close upstream {name}")
 
-    def _subscription_state(self, subscription: _Subscription) -> None:
+    def _subscription_state(self, subscription: Subscription) -> None:
         state = subscription.pc.connectionState
-        name = (
-            f"{_name(subscription.session_id, subscription.subscriber_id)} <- {subscription.source}"
-        )
+        who = name_of(subscription.session_id, subscription.subscriber_id)
+        name = f"{who} <- {subscription.source}"
         logger.info("%s is %s", name, state)
         if state == "failed" and self._state == "running":
             session = self._sessions.get(subscription.session_id)

@@ -15,6 +15,7 @@ import av
 import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from runtime.rtc import EncodedTrack, KeyframeReason, rtc_configuration
 from tests.support import stamped
@@ -38,23 +39,49 @@ def X264() -> stamped.X264:
     return stamped.X264(WIDTH, HEIGHT, FPS, bitrate=300_000)
 
 
-class StampedPublisher:
-    """Sends stamped H.264 frames at 15 fps through an :class:`EncodedTrack`; keyframes only
-    when a request reaches it (``keyframe_requests`` holds their monotonic times)."""
+class VP8:
+    """libvpx realtime at this module's size and 300 kbps; keyframes on request only."""
 
     def __init__(self) -> None:
+        self.time_base = fractions.Fraction(1, FPS)
+        self.codec = av.CodecContext.create("libvpx", "w")
+        self.codec.width, self.codec.height, self.codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        self.codec.time_base = self.time_base
+        self.codec.bit_rate, self.codec.gop_size, self.codec.thread_count = 300_000, 3000, 1
+        self.codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+
+    def encode(self, frame: av.VideoFrame, keyframe: bool) -> list[av.Packet[Any]]:
+        frame.pict_type = (
+            av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        )
+        packets = list(self.codec.encode(frame))
+        for packet in packets:
+            packet.time_base = self.time_base
+        return packets
+
+
+def video_codecs(*mime_types: str) -> list[RTCRtpCodecCapability]:
+    """aiortc's video codecs of these types (``video/VP8``, ``video/H264``), for
+    ``setCodecPreferences``."""
+    wanted = {m.lower() for m in mime_types}
+    return [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
+
+
+class StampedPublisher:
+    """Sends stamped H.264 (or ``codec="VP8"``) frames at 15 fps through an
+    :class:`EncodedTrack`; keyframes only when a request reaches it (``keyframe_requests`` holds
+    their monotonic times)."""
+
+    def __init__(self, codec: str = "H264") -> None:
         self.pc = RTCPeerConnection(rtc_configuration())
         self.track = EncodedTrack("video", max_queue=30, on_keyframe_request=self._on_request)
         transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
-        h264 = [
-            c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"
-        ]
-        transceiver.setCodecPreferences(h264)
+        transceiver.setCodecPreferences(video_codecs(f"video/{codec}"))
         self.track.attach(transceiver.sender)
         self.keyframe_requests: list[tuple[float, KeyframeReason]] = []
         self.keyframes_sent: list[int] = []
         self.sent = -1
-        self._encoder = X264()
+        self._encoder: stamped.X264 | VP8 = VP8() if codec == "VP8" else X264()
         self._force_keyframe = True
         self._task: asyncio.Task[None] | None = None
         self.events: list[str] = []
@@ -174,6 +201,13 @@ class DecodingSubscriber:
     async def make_offer(self) -> str:
         """Offer to receive video (and audio) from the relay."""
         self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def make_offer_for(self, *mime_types: str) -> str:
+        """Offer to receive video in these codecs only (a browser that decodes only VP8)."""
+        transceiver = self.pc.addTransceiver("video", direction="recvonly")
+        transceiver.setCodecPreferences(video_codecs(*mime_types))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
