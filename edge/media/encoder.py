@@ -103,6 +103,7 @@ def _open(backend: _Backend, settings: _Settings, bitrate: int) -> av.VideoCodec
         }
     elif backend is LIBVPX:
         ctx.qmin, ctx.qmax = 4, 56
+        ctx.thread_count = 1  # FFmpeg's automatic threads make libvpx spin: ~10x the CPU
         ctx.options = {
             "deadline": "realtime",
             "cpu-used": "8",
