@@ -38,6 +38,7 @@ from av.video.frame import PictureType
 
 from edge.media.config import EncoderName, MediaConfig
 from edge.media.errors import EncoderError
+from runtime.encoding import low_latency_encoder
 
 log = logging.getLogger(__name__)
 
@@ -78,44 +79,9 @@ class _Settings:
 
 
 def _open(backend: _Backend, settings: _Settings, bitrate: int) -> av.VideoCodecContext:
-    ctx = av.CodecContext.create(backend.name, "w")
-    assert isinstance(ctx, av.VideoCodecContext)
-    ctx.width, ctx.height = settings.width, settings.height
-    ctx.pix_fmt = "yuv420p"
-    ctx.time_base = VIDEO_TIME_BASE
-    ctx.framerate = fractions.Fraction(settings.fps, 1)
-    ctx.bit_rate = bitrate
     gop = max(1, round(settings.keyframe_interval * settings.fps))
-    ctx.gop_size = gop
-    ctx.max_b_frames = 0
-    if backend is LIBX264:
-        ctx.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "profile": "baseline",
-            "forced-idr": "1",
-            # CBR (VBV rate = bit_rate): the only mode in which x264 follows a new bit_rate
-            # on the fly (x264's ratecontrol.c: "if the stream starts as CBR, keep it CBR")
-            "maxrate": str(bitrate),
-            "bufsize": str(bitrate),
-            "x264-params": f"repeat-headers=1:annexb=1:keyint={gop}:min-keyint={gop}"
-            ":scenecut=0:bframes=0",
-        }
-    elif backend is LIBVPX:
-        ctx.qmin, ctx.qmax = 4, 56
-        ctx.thread_count = 1  # FFmpeg's automatic threads make libvpx spin: ~10x the CPU
-        ctx.options = {
-            "deadline": "realtime",
-            "cpu-used": "8",
-            "lag-in-frames": "0",
-            "error-resilient": "1",
-            "auto-alt-ref": "0",
-            "maxrate": str(bitrate),
-            "minrate": str(bitrate),
-            "bufsize": str(bitrate),
-        }
-    else:
-        ctx.options = {"repeat_sequence_header": "1"}
+    size = (settings.width, settings.height, settings.fps)
+    ctx = low_latency_encoder(backend.name, *size, bitrate, gop)
     ctx.open()
     return ctx
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import av
 from av.video.frame import PictureType
 
+from runtime.encoding import low_latency_encoder
 from runtime.rtc import EncodedFrame, EncodedTrack, KeyframeReason, is_keyframe
 
 if TYPE_CHECKING:
@@ -131,38 +132,8 @@ class TranscodeStats:
 def _encoder(target: str, width: int, height: int, bitrate: int) -> av.VideoCodecContext:
     """A low-latency encoder for ``target`` (``VP8`` or ``H264``), pts in 1/90000."""
     name = "libvpx" if target == "VP8" else "libx264"
-    ctx = av.CodecContext.create(name, "w")
-    assert isinstance(ctx, av.VideoCodecContext)
-    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
-    ctx.time_base = fractions.Fraction(1, 90_000)
-    ctx.framerate = fractions.Fraction(15, 1)
-    ctx.bit_rate = bitrate
-    ctx.gop_size = GOP_FRAMES
-    ctx.max_b_frames = 0
-    ctx.thread_count = 1  # libvpx's own threads cost 10x the CPU here (measured)
-    if target == "VP8":
-        ctx.qmin, ctx.qmax = 4, 56
-        ctx.options = {
-            "deadline": "realtime",
-            "cpu-used": "8",
-            "lag-in-frames": "0",
-            "error-resilient": "1",
-            "auto-alt-ref": "0",
-            "maxrate": str(bitrate),
-            "minrate": str(bitrate),
-            "bufsize": str(bitrate),
-        }
-    else:
-        ctx.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "profile": "baseline",
-            "forced-idr": "1",
-            "maxrate": str(bitrate),
-            "bufsize": str(bitrate),
-            "x264-params": f"repeat-headers=1:annexb=1:keyint={GOP_FRAMES}"
-            f":min-keyint={GOP_FRAMES}:scenecut=0:bframes=0",
-        }
+    ctx = low_latency_encoder(name, width, height, 15, bitrate, GOP_FRAMES)
+    ctx.thread_count = 1  # one transcoder per worker thread: x264's threads would only contend
     ctx.open()
     return ctx
 
