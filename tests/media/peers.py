@@ -39,25 +39,9 @@ def X264() -> stamped.X264:
     return stamped.X264(WIDTH, HEIGHT, FPS, bitrate=300_000)
 
 
-class VP8:
-    """libvpx realtime at this module's size and 300 kbps; keyframes on request only."""
-
-    def __init__(self) -> None:
-        self.time_base = fractions.Fraction(1, FPS)
-        self.codec = av.CodecContext.create("libvpx", "w")
-        self.codec.width, self.codec.height, self.codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        self.codec.time_base = self.time_base
-        self.codec.bit_rate, self.codec.gop_size, self.codec.thread_count = 300_000, 3000, 1
-        self.codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-
-    def encode(self, frame: av.VideoFrame, keyframe: bool) -> list[av.Packet[Any]]:
-        frame.pict_type = (
-            av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
-        )
-        packets = list(self.codec.encode(frame))
-        for packet in packets:
-            packet.time_base = self.time_base
-        return packets
+def VP8() -> stamped.VP8:
+    """The shared VP8 test encoder at this module's size and 300 kbps."""
+    return stamped.VP8(WIDTH, HEIGHT, FPS, bitrate=300_000)
 
 
 def video_codecs(*mime_types: str) -> list[RTCRtpCodecCapability]:

@@ -1,4 +1,4 @@
-"""Stamped test pictures and a bare libx264 encoder, shared by the media tests' peers
+"""Stamped test pictures and bare libx264 and libvpx encoders, shared by the media tests' peers
 (``tests/media/peers.py``) and the live-reception test participant (``tests/support/livepeer.py``).
 
 Every picture carries its frame number and a millisecond clock in its top row
@@ -43,23 +43,16 @@ def read_stamp(frame: object) -> tuple[int, int] | None:
     return framestamp.read(luma)
 
 
-class X264:
-    """libx264 ultrafast/zerolatency; keyframes on request only (and every 1000 frames)."""
+class _Encoder:
+    """A bare encoder of stamped pictures; keyframes on request only."""
 
-    def __init__(
-        self, width: int = 640, height: int = 480, fps: int = 15, bitrate: int = 500_000
-    ) -> None:
+    def __init__(self, name: str, width: int, height: int, fps: int, bitrate: int) -> None:
         self.time_base = fractions.Fraction(1, fps)
-        self.codec = av.CodecContext.create("libx264", "w")
+        self.codec = av.CodecContext.create(name, "w")
         self.codec.width, self.codec.height, self.codec.pix_fmt = width, height, "yuv420p"
         self.codec.time_base = self.time_base
         self.codec.framerate = fractions.Fraction(fps, 1)
         self.codec.bit_rate = bitrate
-        self.codec.options = {
-            "preset": "ultrafast",
-            "tune": "zerolatency",
-            "x264-params": "keyint=1000:min-keyint=1000:scenecut=0",
-        }
 
     def encode(self, frame: av.VideoFrame, keyframe: bool) -> list[av.Packet[Any]]:
         frame.pict_type = (
@@ -69,3 +62,28 @@ class X264:
         for packet in packets:
             packet.time_base = self.time_base
         return packets
+
+
+class X264(_Encoder):
+    """libx264 ultrafast/zerolatency; keyframes on request only (and every 1000 frames)."""
+
+    def __init__(
+        self, width: int = 640, height: int = 480, fps: int = 15, bitrate: int = 500_000
+    ) -> None:
+        super().__init__("libx264", width, height, fps, bitrate)
+        self.codec.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "x264-params": "keyint=1000:min-keyint=1000:scenecut=0",
+        }
+
+
+class VP8(_Encoder):
+    """libvpx realtime on one thread; keyframes on request only (and every 3000 frames)."""
+
+    def __init__(
+        self, width: int = 640, height: int = 480, fps: int = 15, bitrate: int = 500_000
+    ) -> None:
+        super().__init__("libvpx", width, height, fps, bitrate)
+        self.codec.gop_size, self.codec.thread_count = 3000, 1
+        self.codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}

@@ -16,8 +16,6 @@ import aiohttp
 import av
 from aiortc import (
     RTCPeerConnection,
-    RTCRtpCodecCapability,
-    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -27,15 +25,16 @@ from contracts import signaling as sig
 from edge.media.sources import SyntheticAudio
 from edge.media.tracks import SourceTrack
 from runtime.rtc import rtc_configuration
-from tests.media.peers import FPS, DecodingSubscriber, StampedPublisher, stamped_frame
+from tests.media.peers import (
+    FPS,
+    DecodingSubscriber,
+    StampedPublisher,
+    stamped_frame,
+    video_codecs,
+)
 
 F = TypeVar("F")
 WAIT = 15.0
-
-
-def only(kind: str, mime_type: str) -> list[RTCRtpCodecCapability]:
-    """aiortc's capabilities of ``mime_type`` alone (for ``setCodecPreferences``)."""
-    return [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType == mime_type]
 
 
 def negotiated(sdp: str, kind: str = "video") -> list[str]:
@@ -72,7 +71,7 @@ class Vp8Publisher:
         self.pc = RTCPeerConnection(rtc_configuration())
         self.track = StampedFrames()
         transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
-        transceiver.setCodecPreferences(only("video", "video/VP8"))
+        transceiver.setCodecPreferences(video_codecs("video/VP8"))
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -131,7 +130,7 @@ class Official:
         sub_pc.addTransceiver("audio", direction="recvonly")
         if self.vp8_only:
             video = sub_pc.addTransceiver("video", direction="recvonly")
-            video.setCodecPreferences(only("video", "video/VP8"))
+            video.setCodecPreferences(video_codecs("video/VP8"))
             await sub_pc.setLocalDescription(await sub_pc.createOffer())
             offer = str(sub_pc.localDescription.sdp)
         else:
