@@ -70,6 +70,13 @@ class EdgeApp:
         self.kiosk_port: int | None = None
         self.ready = asyncio.Event()
 
+    async def _announce(self, port: int) -> None:
+        """Announce the box on the LAN until cancelled. Beside the sync link, not before it:
+        zeroconf probes the name for about a second before announcing it, and a box that has
+        been offline should not wait that long to start sending its backlog."""
+        async with edge_announcer(self.config, port, self.version):
+            await asyncio.Future()
+
     async def run(self) -> None:
         config = self.config
         async with contextlib.AsyncExitStack() as stack:
@@ -92,8 +99,6 @@ class EdgeApp:
                 )
             )
             self.link.kiosk_port = self.kiosk_port
-            if config.discovery.announce:
-                await stack.enter_async_context(edge_announcer(config, port, self.version))
             log.info(
                 "%s: box up, kiosk on http://%s:%d/",
                 config.node_id,
@@ -102,6 +107,8 @@ class EdgeApp:
             )
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
+                if config.discovery.announce:
+                    tg.create_task(self._announce(port))
                 tg.create_task(self.link.photos.run())
                 if config.live.enabled:
                     tg.create_task(self.live.run())

@@ -96,8 +96,10 @@ def make_client(
     *,
     clean_session: bool = True,
     config_dir: Path | None = None,
+    max_inflight: int | None = None,
 ) -> aiomqtt.Client:
-    """Build (not connect) a client for ``broker`` with ``will`` as its retained QoS 1 will."""
+    """Build (not connect) a client for ``broker`` with ``will`` as its retained QoS 1 will;
+    ``max_inflight``: QoS 1 publishes awaiting their PUBACK at once (paho's default is 20)."""
     return aiomqtt.Client(
         broker.host,
         broker.port,
@@ -109,6 +111,7 @@ def make_client(
         tls_context=tls_context(config),
         timeout=10,
         will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=True) if will else None,
+        max_inflight_messages=max_inflight,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,25 @@ def test_topics_are_built_only_in_contracts() -> None:
         if '"xfv/v1' in p.read_text() or "'xfv/v1" in p.read_text()
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("part", "banned"),
+    [("edge", {"hub", "signaling"}), ("signaling", {"edge", "hub"}), ("hub", {"signaling"})],
+)
+def test_a_part_starts_without_importing_the_others(part: str, banned: set[str]) -> None:
+    """``xfv edge run`` on a box loads no hub code: the hub's import alone took about a second
+    of the box's start-up, before its first event went out. (``xfv hub`` loads the box's
+    config model for ``provision-box``.)"""
+    script = (
+        "import sys\n"
+        "from xfv.cli import main\n"
+        f"assert main.get_command(None, {part!r}) is not None\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert part in loaded
+    assert loaded & banned == set()

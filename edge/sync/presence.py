@@ -82,7 +82,9 @@ class PresenceLink:
         self.state.bd_seq = await self.store.next_bd_seq()
         death = Death(node=self.config.node_id, bd_seq=self.state.bd_seq)
         will = WillMessage(topics.edge_status(self.config.node_id), death.to_payload())
-        return make_client(self.config.mqtt, broker, self.config.node_id, will)
+        return make_client(
+            self.config.mqtt, broker, self.config.node_id, will, max_inflight=self.sender.window
+        )
 
     def _on_state(self, connected: bool) -> None:
         self.state.connected = connected

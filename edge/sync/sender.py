@@ -23,8 +23,17 @@ log = logging.getLogger(__name__)
 quiet = QuietLogger(log)
 
 
+WINDOW = 500
+"""Events on the wire beyond the hub's cumulative ack (the box's MQTT client lets as many
+await their PUBACK from the broker)."""
+BATCH = 200
+"""Outbox rows read per query."""
+
+
 class OutboxSender:
-    def __init__(self, node: str, store: EdgeStore, window: int = 500, batch: int = 200) -> None:
+    def __init__(
+        self, node: str, store: EdgeStore, window: int = WINDOW, batch: int = BATCH
+    ) -> None:
         self.node = node
         self.store = store
         self.window = window
