@@ -20,8 +20,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -35,10 +34,13 @@ from runtime.resource import AsyncResource
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(NamedTuple):
+    """One event message, tagged with the connection it came on."""
+
     connection: int
-    message: paho.MQTTMessage
+    mid: int
+    topic: str
+    payload: bytes
 
 
 class EventReceiver(AsyncResource):
@@ -66,7 +68,7 @@ class EventReceiver(AsyncResource):
         self._client.max_inflight_messages_set(1000)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
+        self._client.on_bulk_message = self._on_message
         self._started = False
 
     async def open(self) -> Self:
@@ -103,7 +105,7 @@ class EventReceiver(AsyncResource):
     def ack(self, batch: list[Received]) -> None:
         """PUBACK ``batch`` (all QoS 1), in one write."""
         current = self._connection
-        self._client.ack_many(item.message.mid for item in batch if item.connection == current)
+        self._client.ack_many(item.mid for item in batch if item.connection == current)
 
     # -- paho's thread ----------------------------------------------------------------
 
@@ -124,8 +126,8 @@ class EventReceiver(AsyncResource):
             return
         self._subscribed.set()
 
-    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
-        self.arrived.append(Received(self._connection, message))
+    def _on_message(self, mid: int, topic: str, payload: bytes) -> None:
+        self.arrived.append(Received(self._connection, mid, topic, payload))
         if not self._signalled:
             self._signalled = True
             self._loop.call_soon_threadsafe(self._wake.set)

@@ -67,8 +67,9 @@ def test_buffered_socket_passes_large_reads_straight_through(
 class Subscriber:
     """A persistent-session QoS 1 subscriber that acks nothing by itself."""
 
-    def __init__(self, broker: Mosquitto, client_id: str) -> None:
+    def __init__(self, broker: Mosquitto, client_id: str, *, bulk: bool = False) -> None:
         self.messages: list[paho.MQTTMessage] = []
+        self.bulk: list[tuple[int, str, bytes]] = []
         self.subscribed = threading.Event()
         self.client = BulkClient(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
@@ -77,6 +78,8 @@ class Subscriber:
         self.client.manual_ack_set(True)
         self.client.max_inflight_messages_set(1000)
         self.client.on_message = lambda _c, _u, m: self.messages.append(m)
+        if bulk:
+            self.client.on_bulk_message = lambda *message: self.bulk.append(message)
         self.client.on_subscribe = lambda *_a: self.subscribed.set()
         self.client.connect(broker.host, broker.port, 30)
         self.client.loop_start()
@@ -148,3 +151,26 @@ def test_what_was_not_acked_is_redelivered(mosquitto: Mosquitto) -> None:
     time.sleep(0.3)
     again.close()
     assert sorted(m.payload for m in again.messages) == sorted(payloads[120:])
+
+
+def test_on_bulk_message_takes_mid_topic_and_payload_in_place_of_on_message(
+    mosquitto: Mosquitto,
+) -> None:
+    payloads = [f"b{i:04d}".encode() * 50 for i in range(500)]
+    sub = Subscriber(mosquitto, "bulk-tuples", bulk=True)
+    publish(mosquitto, payloads)
+    deadline = time.monotonic() + 20
+    while len(sub.bulk) < len(payloads) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [payload for _, _, payload in sub.bulk] == payloads
+    assert {(topic, type(payload)) for _, topic, payload in sub.bulk} == {(TOPIC, bytes)}
+    assert len({mid for mid, _, _ in sub.bulk}) == len(payloads)
+    assert sub.messages == []  # on_message saw none of them
+    sub.client.ack_many(mid for mid, _, _ in sub.bulk[:300])
+    time.sleep(0.5)
+    sub.close()
+    again = Subscriber(mosquitto, "bulk-tuples")  # the same session: the unacked come back
+    again.wait_for(200)
+    time.sleep(0.3)
+    again.close()
+    assert sorted(m.payload for m in again.messages) == sorted(payloads[300:])
