@@ -61,6 +61,14 @@ class EdgeConfig(Section):
     kiosk: HttpConfig = Field(
         default_factory=lambda: HttpConfig(port=8080), description="the kiosk's local web server"
     )
+    kiosk_idle_seconds: int = Field(
+        default=180,
+        ge=3,
+        le=3600,
+        description="seconds without a touch before the kiosk asks whether the petitioner is "
+        "still there; unanswered, it clears the screen for the next person (never during a "
+        "call)",
+    )
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig, description="health")
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig, description="zeroconf")
     hub_discovery: HubDiscoveryConfig = Field(

@@ -78,6 +78,7 @@ async def health(request: web.Request) -> web.Response:
             "connected": link.state.connected,
             "hub_online": link.state.hub_online,
             "bd_seq": link.state.bd_seq,
+            "idle_seconds": config.kiosk_idle_seconds,
         }
     )
 

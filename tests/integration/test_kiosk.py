@@ -35,10 +35,10 @@ VIEWPORT = {"width": 1280, "height": 800}  # the box's 10-inch touch screen
 
 
 def offline_box(
-    directory: Path, node: str, mosquitto: Mosquitto, processes: list[XfvProcess]
+    directory: Path, node: str, mosquitto: Mosquitto, processes: list[XfvProcess], **extra: Any
 ) -> str:
     """A box whose hub never comes online; returns its kiosk's base URL."""
-    box, base = start_edge_on_port(directory, node, TOWNSHIP, mosquitto, hub_id=NO_HUB)
+    box, base = start_edge_on_port(directory, node, TOWNSHIP, mosquitto, hub_id=NO_HUB, **extra)
     processes.append(box)
     wait_until(f"{node}'s kiosk", lambda: http_json(base + "/api/v1/health")[0] == 200)
     return base
@@ -358,3 +358,51 @@ def test_a_submit_whose_answer_was_lost_is_registered_once(
             db.execute("SELECT count(*) FROM outbox WHERE type = 'case.registered'").fetchone()[0]
             == 1
         )
+
+
+def test_a_petitioner_who_walks_away_leaves_nothing_on_the_screen(
+    tmp_path: Path, browser: Browser, mosquitto: Mosquitto, processes: list[XfvProcess]
+) -> None:
+    """After kiosk_idle_seconds without a touch the kiosk asks whether the petitioner is still
+    there; a tap keeps everything, silence clears it for the next person (a receipt too)."""
+    kiosk = offline_box(tmp_path / "box", "box-idle", mosquitto, processes, kiosk_idle_seconds=4)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(kiosk + "/")
+    step_is(page, "consent")
+    page.wait_for_timeout(6000)  # an untouched first page has nothing to clear: no question
+    expect(page.locator("#idle")).to_be_hidden()
+    page.click("#next")
+    fill_person(page, id_number(5))
+    question = page.locator("#idle")
+    expect(question).to_be_visible(timeout=8000)
+    expect(question).to_contain_text("您还在吗？")
+    expect(page.locator("#idle-text")).to_contain_text("秒后将清空本页填写的信息")
+    shot(page, tmp_path, "idle-question")
+    page.click("#idle-stay")
+    expect(question).to_be_hidden()
+    expect(page.locator("#name")).to_have_value("王秀英")  # still there: nothing was lost
+    step_is(page, "person")
+
+    expect(question).to_be_visible(timeout=8000)  # and now nobody answers
+    step_is(page, "consent")  # within the grace (4 s here, 30 s on a box's default)
+    expect(question).to_be_hidden()
+    for field in ("name", "id_number", "phone", "address"):
+        expect(page.locator(f"#{field}")).to_have_value("")
+
+    page.click("#next")  # a whole registration, then the petitioner leaves the receipt
+    fill_person(page, id_number(6))
+    page.click("#next")
+    page.click('.cat[data-category="suggestion"]')
+    page.fill("#concerned_unit", "锦江区城管局")
+    page.fill("#content", "夜间施工噪音扰民。")
+    page.click("#next")
+    page.click("#next")  # no photos
+    page.click("#next")  # submit
+    step_is(page, "done")
+    expect(page.locator("#query-code")).not_to_be_empty()
+    page.wait_for_timeout(3000)
+    step_is(page, "done")  # an answered question is not asked again at once
+    expect(question).to_be_visible(timeout=8000)
+    page.click("#idle-clear")  # or finish at once
+    step_is(page, "consent")
+    expect(page.locator("#query-code")).to_be_empty()

@@ -44,6 +44,8 @@ const T = {
     qr_caption: "二维码里是案件编号",
     done_note: "请记好查询码，不要告诉别人。凭案件编号和查询码可以查询办理进度。",
     print: "打印回执", again: "办理下一件", back: "上一步", next: "下一步",
+    idle_title: "您还在吗？", idle_stay: "继续办理", idle_clear: "结束并清空",
+    idle_text: (s) => `${s} 秒后将清空本页填写的信息，回到首页。`,
     ok: "已连接", down: "离线（案件已保存在本机，恢复后自动上传）",
     pending: (n) => `待上传 ${n} 条`,
     submit_failed: "提交没有成功，请再按一次“确认提交”。如果还不行，请联系工作人员。",
@@ -113,6 +115,8 @@ const T = {
     registered_at: "Registered", qr_caption: "The QR code holds the case number",
     done_note: "Keep the query code to yourself. With the case number and the query code you can check progress.",
     print: "Print receipt", again: "Next person", back: "Back", next: "Next",
+    idle_title: "Are you still there?", idle_stay: "Continue", idle_clear: "Finish and clear",
+    idle_text: (s) => `In ${s} s what was entered here is cleared and the kiosk starts again.`,
     ok: "Connected", down: "Offline (cases are saved on this box and upload when the line is back)",
     pending: (n) => `${n} waiting to upload`,
     submit_failed: "Submitting did not work. Press “Submit” again; if it still fails, ask the staff.",
@@ -473,12 +477,44 @@ function startOver() {
   previewRun++;
   sessionStorage.removeItem("xfv-receipt");
   for (const f of TEXT_FIELDS) $(f).value = "";
+  for (const id of ["case-no", "query-code", "registered-at"]) $(id).textContent = "";
   $("qr").replaceChildren();
   state = fresh();
   lang = "zh";
   localStorage.setItem("xfv-lang", lang);
   applyText();
   go("consent");
+}
+
+// -- idle reset -----------------------------------------------------------------------------
+// A petitioner who walks away must not leave their name, ID number or query code on the screen
+// for the next person: after idle.seconds (the box's kiosk_idle_seconds) without a touch the
+// page asks whether they are still there, and IDLE_GRACE later clears everything and shows the
+// notice again. Never during live reception, and not on an untouched first page.
+
+const IDLE_GRACE = 30;
+const idle = {seconds: 180, last: Date.now()};
+
+function idleGrace() {
+  return Math.min(IDLE_GRACE, idle.seconds);
+}
+
+function somethingToClear() {
+  return state.step !== "consent" || TEXT_FIELDS.some((f) => $(f).value) || !!state.category;
+}
+
+function touched() {
+  idle.last = Date.now();
+  if ($("idle").open) $("idle").close();
+}
+
+function idleTick() {
+  if (state.step === "live" || busy || !somethingToClear()) { touched(); return; }
+  const quiet = (Date.now() - idle.last) / 1000, left = idle.seconds + idleGrace() - quiet;
+  if (left <= 0) { touched(); startOver(); return; }
+  if (quiet < idle.seconds) return;
+  $("idle-text").textContent = T[lang].idle_text(Math.ceil(left));
+  if (!$("idle").open) $("idle").showModal();
 }
 
 // -- live video reception -------------------------------------------------------------------
@@ -699,6 +735,7 @@ async function refreshStatus() {
     ]);
     lastStatus = {ok: h.connected && h.hub_online, depth: s.outbox_depth || 0};
     township = h.township_name || h.township || "";
+    if (h.idle_seconds > 0) idle.seconds = h.idle_seconds;
   } catch (e) {
     lastStatus = {ok: false, depth: lastStatus ? lastStatus.depth : 0};
   }
@@ -730,6 +767,10 @@ $("live-back").onclick = () => go(state.receipt ? "done" : "consent");
 $("volume-down").onclick = () => setVolume(speaker.volume - 1);
 $("volume-up").onclick = () => setVolume(speaker.volume + 1);
 document.addEventListener("pointerdown", resumeSpeaker);
+for (const kind of ["pointerdown", "keydown", "input"]) document.addEventListener(kind, touched, true);
+$("idle-stay").onclick = touched;
+$("idle-clear").onclick = () => { touched(); startOver(); };
+$("idle").addEventListener("cancel", touched);
 for (const b of document.querySelectorAll(".edit")) b.onclick = () => go(b.dataset.goto);
 for (const b of document.querySelectorAll(".cat")) {
   b.onclick = () => { state.category = b.dataset.category; delete state.errors.category; render(); showErrors(); };
@@ -756,5 +797,6 @@ for (const f of TEXT_FIELDS) {
 lang = localStorage.getItem("xfv-lang") === "en" ? "en" : "zh";
 applyText();
 setInterval(refreshStatus, 3000);
+setInterval(idleTick, 1000);
 liveLoop();
 startSpeaker().catch((e) => { window.xfvSpeaker.state = "failed: " + e; });
