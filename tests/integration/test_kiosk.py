@@ -84,6 +84,14 @@ def fill_person(page: Page, number: str) -> None:
     page.fill("#id_number", number)
 
 
+def fill_matter(page: Page, category: str, unit: str, content: str) -> None:
+    """Pick ``category`` and fill the matter step, then go on to the photos."""
+    page.click(f'.cat[data-category="{category}"]')
+    page.fill("#concerned_unit", unit)
+    page.fill("#content", content)
+    page.click("#next")
+
+
 def consent_and_person(page: Page, tmp_path: Path, good_id: str) -> None:
     step_is(page, "consent")
     expect(page.locator("#state")).to_have_text("已连接")
@@ -237,10 +245,7 @@ def test_with_the_uplink_down_the_box_registers_and_shows_the_servers_errors(
     page.click("#next")
     fill_person(page, id_number(3))
     page.click("#next")
-    page.click('.cat[data-category="suggestion"]')
-    page.fill("#concerned_unit", "村委会")
-    page.fill("#content", "建议在村口安装路灯。")
-    page.click("#next")
+    fill_matter(page, "suggestion", "村委会", "建议在村口安装路灯。")
     page.click("#shoot")
     expect(page.locator("#thumbs li")).to_have_count(1)
     page.click("#next")
@@ -337,10 +342,7 @@ def test_a_submit_whose_answer_was_lost_is_registered_once(
     page.click("#next")
     fill_person(page, id_number(5))
     page.click("#next")
-    page.click('.cat[data-category="claim"]')
-    page.fill("#concerned_unit", "某建筑公司")
-    page.fill("#content", "请求解决拖欠工资问题。")
-    page.click("#next")
+    fill_matter(page, "claim", "某建筑公司", "请求解决拖欠工资问题。")
     page.click("#next")  # 跳过 photos
     step_is(page, "review")
     page.click("#next")
@@ -392,10 +394,7 @@ def test_a_petitioner_who_walks_away_leaves_nothing_on_the_screen(
     page.click("#next")  # a whole registration, then the petitioner leaves the receipt
     fill_person(page, id_number(6))
     page.click("#next")
-    page.click('.cat[data-category="suggestion"]')
-    page.fill("#concerned_unit", "锦江区城管局")
-    page.fill("#content", "夜间施工噪音扰民。")
-    page.click("#next")
+    fill_matter(page, "suggestion", "锦江区城管局", "夜间施工噪音扰民。")
     page.click("#next")  # no photos
     page.click("#next")  # submit
     step_is(page, "done")
