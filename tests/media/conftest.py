@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from hub.media import Relay
 from runtime.rtc import install_low_latency, loopback_ice
 
 
@@ -16,3 +17,10 @@ def loopback() -> Iterator[None]:
     install_low_latency()
     with loopback_ice():
         yield
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    """A hub relay with the default settings, closed after the test."""
+    async with Relay() as r:
+        yield r

@@ -9,7 +9,7 @@ import contextlib
 import fractions
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -19,6 +19,9 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from runtime.rtc import EncodedTrack, KeyframeReason, rtc_configuration
 from tests.support import stamped
+
+if TYPE_CHECKING:
+    from hub.media import Relay
 
 WIDTH, HEIGHT, FPS = 320, 240, 15
 
@@ -218,3 +221,13 @@ async def wait_for(
 
 async def closing(*closers: Callable[[], Awaitable[None]]) -> None:
     await asyncio.gather(*(c() for c in closers), return_exceptions=True)
+
+
+async def publish_stamped(
+    relay: Relay, session: str, box: str, codec: str = "H264"
+) -> StampedPublisher:
+    """A ``StampedPublisher`` publishing ``box``'s stream of ``session`` to ``relay``, started."""
+    publisher = StampedPublisher(codec)
+    await publisher.answer(await relay.publish(session, box, await publisher.offer()))
+    publisher.start()
+    return publisher

@@ -36,12 +36,6 @@ async def agent_for(
         yield agent, seen
 
 
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    async with Relay() as r:
-        yield r
-
-
 async def in_session(running: Running, node: str) -> tuple[LivePeer, LivePeer, str]:
     box = LivePeer(running.url, running.token(node, Role.BOX, TOWNSHIP), node)
     official = LivePeer(running.url, running.token("zhang", Role.OFFICIAL, "510104"), "zhang")

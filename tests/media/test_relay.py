@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
-from hub.media import NotPublishing, Relay, RelayClosed, RelayConfig, UnknownSubscription
+from hub.media import NotPublishing, Relay, RelayClosed, UnknownSubscription
 from runtime.rtc import EncodedTrack
 from tests.media.peers import (
     DecodingSubscriber,
     StampedPublisher,
     closing,
     opus_packets,
+    publish_stamped,
     wait_for,
 )
 
@@ -23,17 +23,8 @@ SESSION = "s1"
 BOX = "box"
 
 
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    async with Relay(RelayConfig()) as r:
-        yield r
-
-
 async def _publish(relay: Relay) -> StampedPublisher:
-    publisher = StampedPublisher()
-    await publisher.answer(await relay.publish(SESSION, BOX, await publisher.offer()))
-    publisher.start()
-    return publisher
+    return await publish_stamped(relay, SESSION, BOX)
 
 
 async def _subscribe(

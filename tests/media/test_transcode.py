@@ -9,29 +9,25 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from hub.media import CodecMismatch, Relay, RelayConfig
 from hub.media.sessions import SubscriptionStats
-from tests.media.peers import DecodingSubscriber, StampedPublisher, closing, wait_for
+from tests.media.peers import (
+    DecodingSubscriber,
+    StampedPublisher,
+    closing,
+    publish_stamped,
+    wait_for,
+)
 
 SESSION = "s1"
 BOX = "box"
 
 
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    async with Relay(RelayConfig()) as r:
-        yield r
-
-
 async def _publish(relay: Relay, codec: str = "H264") -> StampedPublisher:
-    publisher = StampedPublisher(codec)
-    await publisher.answer(await relay.publish(SESSION, BOX, await publisher.offer()))
-    publisher.start()
-    return publisher
+    return await publish_stamped(relay, SESSION, BOX, codec)
 
 
 async def _subscribe(relay: Relay, subscriber_id: str, *codecs: str) -> DecodingSubscriber:

@@ -65,6 +65,16 @@ def events_of(frames: list[sig.Frame]) -> list[tuple[int, str]]:
     return [(f.seq, f.event.kind) for f in frames if isinstance(f, sig.EventFrame)]
 
 
+async def box_requests(connect: Connect, relay: Client) -> tuple[Client, sig.Queued]:
+    """box-1 asks for an official; ``relay`` receives the one ``requested`` event, seq 1 (not
+    acknowledged)."""
+    box = await connect("box-1", Role.BOX, TOWNSHIP)
+    await box.send(REQUEST)
+    queued = await box.expect(sig.Queued)
+    assert events_of(await until_quiet(relay)) == [(1, "requested")]
+    return box, queued
+
+
 async def a_whole_session(connect: Connect, node: str = "box-1") -> None:
     """requested, accepted, started and ended: four events."""
     box = await connect(node, Role.BOX, TOWNSHIP)
@@ -120,10 +130,7 @@ async def test_an_unacked_event_is_sent_again_after_the_relay_drops_and_acked_on
     async with running_server(tmp_path, events_db=events_db, rejoin_grace=3.0) as r:
         connect = client_factory(r, http)
         relay = await relay_of(connect)
-        box = await connect("box-1", Role.BOX, TOWNSHIP)
-        await box.send(REQUEST)
-        queued = await box.expect(sig.Queued)
-        assert events_of(await until_quiet(relay)) == [(1, "requested")]
+        box, queued = await box_requests(connect, relay)
         await relay.send(sig.EventAck(seq=1))
 
         official = await connect("zhang", Role.OFFICIAL, "510104")
@@ -160,10 +167,7 @@ async def test_a_bad_event_ack_gets_an_error_frame_and_the_relay_stays(
     async with running_server(tmp_path, events_db=tmp_path / "events.db") as r:
         connect = client_factory(r, http)
         relay = await relay_of(connect)
-        box = await connect("box-1", Role.BOX, TOWNSHIP)
-        await box.send(REQUEST)
-        await box.expect(sig.Queued)
-        assert events_of(await until_quiet(relay)) == [(1, "requested")]
+        box, _ = await box_requests(connect, relay)
         cases: list[tuple[dict[str, Any], str, str]] = [
             ({"type": "event_ack"}, "invalid_field", "seq: missing field"),
             ({"type": "event_ack", "seq": "1"}, "invalid_field", "seq: Input should be a valid"),
@@ -310,10 +314,7 @@ async def test_a_killed_signaling_process_sends_what_it_had_not_got_acknowledged
         proc.start()
         await asyncio.to_thread(wait_until, "signaling health", up, 60)
         relay = await relay_of(connect)
-        box = await connect("box-1", Role.BOX, TOWNSHIP)
-        await box.send(REQUEST)
-        queued = await box.expect(sig.Queued)
-        assert events_of(await until_quiet(relay)) == [(1, "requested")]
+        box, queued = await box_requests(connect, relay)
         await relay.send(sig.EventAck(seq=1))
         await until_quiet(relay)
         await relay.close()
