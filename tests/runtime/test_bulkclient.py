@@ -174,3 +174,63 @@ def test_on_bulk_message_takes_mid_topic_and_payload_in_place_of_on_message(
     time.sleep(0.3)
     again.close()
     assert sorted(m.payload for m in again.messages) == sorted(payloads[300:])
+
+
+class Counting(BulkClient):
+    """Counts the messages the in-place parser took (the rest went through paho's reader)."""
+
+    fast = 0
+
+    def _take_publishes(self, sock: BufferedSocket, most: int) -> int:
+        taken = super()._take_publishes(sock, most)
+        self.fast += taken
+        return taken
+
+
+def test_the_in_place_parser_takes_every_size_split_anywhere_and_leaves_qos_0_to_paho(
+    mosquitto: Mosquitto,
+) -> None:
+    # remaining lengths of one to four bytes, packets larger than a read (CHUNK), and QoS 0
+    # messages in between, which the parser must leave to paho's reader
+    sizes = [0, 1, 100, 121, 122, 16_375, 16_376, CHUNK + 1000, 2_097_200, 600, 600, 600]
+    qos1 = [bytes([i % 251]) * size for i, size in enumerate(sizes * 20)]
+    qos0 = [f"zero-{i}".encode() for i in range(len(qos1))]
+    received: list[tuple[int, str, bytes]] = []
+    unacked: list[paho.MQTTMessage] = []
+    client = Counting(CallbackAPIVersion.VERSION2, client_id="bulk-sizes", clean_session=False)
+    client.username_pw_set(HUB_USER, password_of(HUB_USER))
+    client.manual_ack_set(True)
+    client.on_bulk_message = lambda *message: received.append(message)
+    client.on_message = lambda _c, _u, m: unacked.append(m)
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.connect(mosquitto.host, mosquitto.port, 30)
+    client.loop_start()
+    client.subscribe(TOPIC, qos=1)
+    assert subscribed.wait(5)
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="pub-sizes")
+    pub.username_pw_set(HUB_USER, password_of(HUB_USER))
+    pub.max_inflight_messages_set(1000)
+    pub.connect(mosquitto.host, mosquitto.port, 30)
+    pub.loop_start()
+    infos = []
+    for one, zero in zip(qos1, qos0, strict=True):
+        infos.append(pub.publish(TOPIC, one, qos=1))
+        infos.append(pub.publish(TOPIC, zero, qos=0))
+    for info in infos:
+        info.wait_for_publish(30)
+    deadline, acked = time.monotonic() + 30, 0
+    while acked + len(unacked) < len(qos1) + len(qos0) and time.monotonic() < deadline:
+        upto = len(received)
+        client.ack_many(mid for mid, _, _ in received[acked:upto])  # the broker's window
+        acked = upto
+        time.sleep(0.05)
+    pub.disconnect()
+    pub.loop_stop()
+    client.disconnect()
+    client.loop_stop()
+    assert [payload for _, _, payload in received] == qos1
+    assert {topic for _, topic, _ in received} == {TOPIC}
+    assert [m.payload for m in unacked] == qos0
+    assert {m.qos for m in unacked} == {0}
+    assert client.fast > len(qos1) // 2, f"the parser took {client.fast} of {len(qos1)}"
