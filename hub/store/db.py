@@ -243,10 +243,15 @@ class HubStore(Store):
     # -- box events -----------------------------------------------------------------------
 
     async def overdue_gaps(self, wait: dt.timedelta) -> list[tuple[str, int]]:
-        """Streams stuck on a gap for longer than ``wait``; restarts their clocks."""
+        """Streams stuck on a gap for longer than ``wait``; restarts their clocks.
+
+        Asked twice a second: only a stream that is due takes the write lock (which the
+        ingest writers need for every batch)."""
 
         def write(db: Database) -> list[tuple[str, int]]:
             now = dt.datetime.now(dt.UTC)
+            if not overdue_gaps(db, now - wait):
+                return []
             with transaction(db):
                 due = overdue_gaps(db, now - wait)
                 for node, _ in due:
