@@ -195,14 +195,16 @@ class HubLink:
         written: asyncio.Queue[tuple[list[Received], asyncio.Task[Batch] | None]],
         slots: asyncio.Semaphore,
     ) -> None:
-        """Once each batch is committed: the retained acks, then the PUBACKs (every message
-        of the batch is committed or quarantined)."""
+        """Once each batch is committed (every message of it is committed or quarantined):
+        the PUBACKs first, so the broker's window of unacknowledged messages reopens at once,
+        then the boxes' retained acks."""
         while True:
             batch, task = await written.get()
-            if task is not None:
-                await self._report(client, len(batch), await task)
+            result = await task if task is not None else None
             receiver.ack(batch)
             slots.release()
+            if result is not None:
+                await self._report(client, len(batch), result)
 
     async def _presence(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         try:
@@ -242,13 +244,17 @@ class HubLink:
                 self.config.hub_id,
                 node,
             )
-        for node, head in result.heads.items():
-            await client.publish(
-                topics.edge_ack(node),
-                Ack(node=node, acked_through=head).to_payload(),
-                qos=1,
-                retain=True,
+        await asyncio.gather(  # one round trip to the broker for all of them
+            *(
+                client.publish(
+                    topics.edge_ack(node),
+                    Ack(node=node, acked_through=head).to_payload(),
+                    qos=1,
+                    retain=True,
+                )
+                for node, head in result.heads.items()
             )
+        )
         if Outcome.HELD in result.outcomes:
             log.info(
                 "%s: %d events held behind a gap",
