@@ -12,11 +12,13 @@
     python bench/sync_ingest.py --quick    # 5 x 1,000; 3,000 queued; under 60 s
 
 Prints a table, then one JSON line of the figures. Runs 5 rounds of (a) (3 with --quick) and
-quotes medians. This VM's speed drifts by up to twice within minutes, so each round pairs a
-hub run with a raw run right beside it, alternating which goes first (hub-raw, raw-hub, ...)
-so that a drift favours neither, and the ratio is the median of the rounds' ratios. Each
-round also prints the CPU each side spent per event (the hub's main process and its ingest
-workers apart) and how busy the machine was: the CPU figures drift much less than the rates.
+quotes medians. This VM's speed drifts by up to twice within minutes, so each round runs the
+raw subscriber right before and right after the hub's run (raw-hub-raw) and compares the hub
+with the mean of the two: a drift in speed that is steady over the round cancels out. The
+ratio is the median of the rounds' ratios (the ratio of the medians is printed beside it).
+Each round also prints the CPU each side spent per event (the hub's main process and its
+ingest workers apart) and how busy the machine was: the CPU figures drift much less than
+the rates.
 """
 
 from __future__ import annotations
@@ -189,20 +191,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def ingest_round(
-    work: Path, broker: Mosquitto, nodes: list[str], per_box: int, raw_first: bool
-) -> tuple[Hub, float, float, float, float]:
-    """One round of (a): a fresh hub; returns it (running) with hub and raw rates and CPU
-    microseconds per event of each. The raw drain runs right before or right after the
-    hub's."""
+    work: Path, broker: Mosquitto, chains: dict[str, list[bytes]]
+) -> tuple[Hub, float, tuple[float, float], float, float]:
+    """One round of (a): a fresh hub; returns it (running) with the hub's rate, the raw
+    subscriber's rates right before and right after it, and CPU microseconds per event of
+    each side."""
     hub = Hub(work, broker, port=free_port()).start()
     assert hub.process is not None and hub.process.proc is not None
     hub_pid = hub.process.proc.pid
-    chains = {n: [e.to_payload() for e in chain_of(n, per_box)] for n in nodes}
-    if raw_first:
-        raw_s, raw_cpu, raw_busy = raw_drain(broker, list(chains.values()))
+    nodes, per_box = list(chains), len(next(iter(chains.values())))
     watcher = AckWatcher(broker, nodes)
-    time.sleep(0.3)  # let the retained acks of earlier rounds arrive before resetting
-    watcher.acked = dict.fromkeys(nodes, 0)
+    before_s, before_cpu, before_busy = raw_drain(broker, list(chains.values()))
+    watcher.acked = dict.fromkeys(nodes, 0)  # the retained acks of earlier rounds are in
     watcher.done.clear()
     watcher.expect(per_box)
     cpu0, machine = cpu_seconds(hub_pid), MachineCpu()
@@ -213,17 +213,22 @@ def ingest_round(
     cpu1, hub_busy = cpu_seconds(hub_pid), machine.busy()
     main_cpu, writer_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
     watcher.close()
-    if not raw_first:
-        raw_s, raw_cpu, raw_busy = raw_drain(broker, list(chains.values()))
+    after_s, after_cpu, after_busy = raw_drain(broker, list(chains.values()))
+    total = len(nodes) * per_box
     print(
-        f"    hub CPU per event: main process {main_cpu / len(nodes) / per_box * 1e6:.0f} us, "
-        f"workers {writer_cpu / len(nodes) / per_box * 1e6:.0f} us; machine busy "
-        f"{hub_busy:.0%} during the hub's run, {raw_busy:.0%} during the raw one",
+        f"    hub CPU per event: main process {main_cpu / total * 1e6:.0f} us, "
+        f"workers {writer_cpu / total * 1e6:.0f} us; machine busy {hub_busy:.0%} during the "
+        f"hub's run, {before_busy:.0%} and {after_busy:.0%} during the raw ones",
         file=sys.stderr,
     )
-    hub_cpu = main_cpu + writer_cpu
-    total = len(nodes) * per_box
-    return hub, total / hub_s, total / raw_s, hub_cpu / total * 1e6, raw_cpu / total * 1e6
+    raw_cpu = (before_cpu + after_cpu) / 2
+    return (
+        hub,
+        total / hub_s,
+        (total / before_s, total / after_s),
+        (main_cpu + writer_cpu) / total * 1e6,
+        raw_cpu / total * 1e6,
+    )
 
 
 def reconnect_drain(work: Path, broker: Mosquitto, hub: Hub, queued: int) -> tuple[float, float]:
@@ -276,19 +281,23 @@ def main() -> None:
     broker = Mosquitto(work / "broker").start()
     nodes = list(BOX_USERS[:boxes])
     hub_rates, raw_rates, hub_cpus, raw_cpus = [], [], [], []
+    raw_pairs: list[tuple[float, float]] = []
+    # the same events every round: each round's hub starts empty
+    chains = {n: [e.to_payload() for e in chain_of(n, per_box)] for n in nodes}
     try:
         for r in range(rounds):
-            hub, hub_rate, raw_rate, hub_cpu, raw_cpu = ingest_round(
-                work / f"hub{r}", broker, nodes, per_box, raw_first=r % 2 == 1
+            hub, hub_rate, (before, after), hub_cpu, raw_cpu = ingest_round(
+                work / f"hub{r}", broker, chains
             )
+            raw_rate = (before + after) / 2
+            raw_pairs.append((before, after))
             hub_rates.append(hub_rate)
             raw_rates.append(raw_rate)
             hub_cpus.append(hub_cpu)
             raw_cpus.append(raw_cpu)
             print(
-                f"round {r + 1} ({'raw first' if r % 2 else 'hub first'}): "
-                f"hub {hub_rate:,.0f}/s ({hub_cpu:.0f} us CPU/event)  "
-                f"raw {raw_rate:,.0f}/s ({raw_cpu:.0f} us CPU/msg)  "
+                f"round {r + 1}: raw {before:,.0f}/s, hub {hub_rate:,.0f}/s "
+                f"({hub_cpu:.0f} us CPU/event), raw {after:,.0f}/s ({raw_cpu:.0f} us CPU/msg): "
                 f"ratio {hub_rate / raw_rate:.2f}",
                 file=sys.stderr,
             )
@@ -312,6 +321,8 @@ def main() -> None:
             "raw_msgs_per_s": round(raw_med),
             "ratio": round(statistics.median(ratios), 3),
             "round_ratios": [round(x, 3) for x in ratios],
+            "round_hub_rates": [round(x) for x in hub_rates],
+            "round_raw_rates_before_after": [[round(b), round(a)] for b, a in raw_pairs],
             "ratio_of_medians": round(hub_med / raw_med, 3),
             "ratio_target": 0.5,
             "hub_cpu_us_per_event": round(statistics.median(hub_cpus)),
