@@ -4,7 +4,7 @@ Stock paho reads each MQTT packet with at least three ``recv`` calls (the comman
 byte of the remaining length, then the rest), and its network thread goes back to ``select``
 after every packet; a manual PUBACK costs a wake-up write on paho's socket pair and a ``send``
 of four bytes. At the hub's ingest rates those calls were a good part of the main process's
-CPU. ``BulkClient`` changes three things and nothing of the protocol:
+CPU. ``BulkClient`` changes how they are read and acknowledged, and nothing of the protocol:
 
 - the socket is wrapped in ``BufferedSocket``, which reads what the kernel has (up to
   ``CHUNK`` bytes) in one call and serves paho's small reads from that buffer;
