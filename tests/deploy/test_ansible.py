@@ -532,6 +532,26 @@ def assert_box_runs_the_image_unit(box: BoxHost, edge_toml: str, verify_root_dir
     assert verify_units(verify_root, "xfv-edge.service") == ""
 
 
+def assert_live_reception_files(site: DeploySite) -> None:
+    """The hub role's live reception: ``[signaling]`` in hub.toml, signaling.toml, the shared
+    token key and the signaling unit."""
+    etc = site.hub_root / "etc"
+    assert (etc / "credentials" / "token-key").read_text().strip() == site.token_key
+    hub_toml = (etc / "hub.toml").read_text()
+    assert f'url = "{site.signaling_url}"' in hub_toml
+    assert f'internal_url = "ws://127.0.0.1:{site.signaling_port}/ws"' in hub_toml
+    signaling_toml = (etc / "signaling.toml").read_text()
+    assert 'token_secret_file = "token-key"' in signaling_toml
+    assert f'events_db = "{site.hub_root}/state/signaling-events.db"' in signaling_toml
+    unit = (site.hub_root / "systemd" / "xfv-signaling.service").read_text()
+    assert f"LoadCredential=token-key:{etc}/credentials/token-key" in unit
+    assert f"\nReadWritePaths={site.hub_root}/state\n" in unit
+    assert (
+        f"\nExecStart={site.hub_root}/venv/bin/xfv signaling run --config {etc}/signaling.toml\n"
+        in unit
+    )
+
+
 def test_hub_and_edge_roles_write_configs_units_and_credentials(
     site: DeploySite, broker: RoleMosquitto, tmp_path: Path
 ) -> None:
@@ -543,7 +563,11 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
     old_rule.write_text('SUBSYSTEM=="video4linux", SYMLINK+="xfv-camera"\n')
     site.apply("site.yml", limit="hubs,boxes")
     hub_etc = site.hub_root / "etc"
-    for config, kind in ((hub_etc / "hub.toml", "hub"), (box.config_dir / "edge.toml", "edge")):
+    for config, kind in (
+        (hub_etc / "hub.toml", "hub"),
+        (hub_etc / "signaling.toml", "signaling"),
+        (box.config_dir / "edge.toml", "edge"),
+    ):
         proc = subprocess.run(
             [tool("xfv"), kind, "check-config", str(config)],
             capture_output=True,
@@ -552,6 +576,7 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (hub_etc / "credentials" / "mqtt-password").read_text().strip() == site.hub_password
+    assert_live_reception_files(site)
     assert box.credential.read_text().strip() == site.box_passwords["box-a"]
     for secret in (hub_etc / "credentials" / "mqtt-password", box.credential):
         assert mode(secret) == 0o600
@@ -567,6 +592,7 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
         "xfv-hub-backup.service",
         "xfv-hub-backup.timer",
         "xfv-hub.service",
+        "xfv-signaling.service",
     ]
     verify = subprocess.run(
         [tool("systemd-analyze"), "verify", "--man=no", "--generators=no", *map(str, hub_units)],
@@ -588,7 +614,13 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
 
     assert_box_runs_the_image_unit(box, edge_toml, tmp_path / "verify-root")
 
-    # The hub and the box, started on those files the way systemd would, meet on the broker.
+    # The signaling server, the hub and the box, started on those files the way systemd would:
+    # the box and the hub meet on the broker, the hub's relay agent joins signaling.
+    signaling = start_with_credentials(
+        ["signaling", "run", "--config", str(hub_etc / "signaling.toml")],
+        hub_etc / "credentials",
+        tmp_path / "signaling.log",
+    )
     hub = start_with_credentials(
         ["hub", "run", "--config", str(hub_etc / "hub.toml")],
         hub_etc / "credentials",
@@ -600,10 +632,11 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
         tmp_path / "edge.log",
     )
     health_url = f"http://127.0.0.1:{site.hub_http_port}/api/v1/health"
+    signaling_health = f"http://127.0.0.1:{site.signaling_port}/health"
     try:
 
         def box_online() -> bool:
-            for name, proc in (("hub", hub), ("edge", edge)):
+            for name, proc in (("signaling", signaling), ("hub", hub), ("edge", edge)):
                 if proc.poll() is not None:
                     log = (tmp_path / f"{name}.log").read_text()
                     raise AssertionError(f"{name} exited:\n{log[-3000:]}")
@@ -611,6 +644,12 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
             return status == 200 and body["broker_connected"] and body["edges_online"] == 1
 
         wait_until("the hub connected and box-a online", box_online, timeout=60)
+        wait_until(
+            "the hub's relay agent in signaling",
+            lambda: http_json(signaling_health)[1].get("relay") == 1,
+            timeout=30,
+        )
+        assert (site.hub_root / "state" / "signaling-events.db").is_file()
         # The hub role's own verify step, against the hub it configured.
         verify_hub = tmp_path / "verify-hub.yml"
         verify_hub.write_text(
@@ -637,6 +676,7 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
     finally:
         stop_process(edge)
         stop_process(hub)
+        stop_process(signaling)
 
 
 # --- provision-box.yml and rotate-credentials.yml -------------------------------------------

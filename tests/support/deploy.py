@@ -372,6 +372,8 @@ class DeploySite:
     tls_port: int = field(default_factory=free_port)
     local_port: int = field(default_factory=free_port)
     hub_http_port: int = field(default_factory=free_port)
+    signaling_port: int = field(default_factory=free_port)
+    token_key: str = field(default_factory=lambda: os.urandom(32).hex())
     broker_host_name: str = "broker-5101"
     hub_host_name: str = "hub-5101"
 
@@ -435,7 +437,12 @@ class DeploySite:
         (inv / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False))
         (inv / "group_vars" / "city_5101.yml").write_text(
             yaml.safe_dump(
-                {"xfv_city": CITY, "xfv_broker_host": HOST, "xfv_broker_port": self.tls_port}
+                {
+                    "xfv_city": CITY,
+                    "xfv_broker_host": HOST,
+                    "xfv_broker_port": self.tls_port,
+                    "xfv_signaling_url": self.signaling_url,
+                }
             )
         )
         self._vault(
@@ -444,6 +451,9 @@ class DeploySite:
                 "vault_broker_hub_password": self.hub_password,
                 "vault_box_passwords": dict(self.box_passwords),
             },
+        )
+        self._vault(
+            inv / "group_vars" / "hubs" / "vault.yml", {"vault_hub_token_key": self.token_key}
         )
         self._vault(
             inv / "group_vars" / "brokers" / "vault.yml",
@@ -462,6 +472,7 @@ class DeploySite:
             **self.hub_role_vars(self.hub_root),
             "hub_http_port": self.hub_http_port,
             "hub_mqtt_port": self.local_port,  # the broker role's loopback listener
+            "hub_signaling_http_port": self.signaling_port,
         }
         (inv / "host_vars" / f"{self.hub_host_name}.yml").write_text(
             yaml.safe_dump(hub_vars, sort_keys=False)
@@ -470,6 +481,11 @@ class DeploySite:
             (inv / "host_vars" / f"{box.name}.yml").write_text(
                 yaml.safe_dump({**common, **self.edge_role_vars(box.root)}, sort_keys=False)
             )
+
+    @property
+    def signaling_url(self) -> str:
+        """Live reception's WebSocket as boxes and browsers reach it (no proxy in the tests)."""
+        return f"ws://{HOST}:{self.signaling_port}/ws"
 
     def _vault(self, path: Path, data: Mapping[str, Any]) -> None:
         path.write_text(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True))
