@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
 from contracts.access import Role
 from contracts.divisions import parse_division
@@ -183,12 +183,22 @@ class SignalingLink(Section):
         return self.internal_url or self.url
 
 
+class HubHttpConfig(HttpConfig):
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="the reverse proxies (addresses or networks, e.g. ['127.0.0.1', '::1']) "
+        "whose X-Forwarded-For is believed: a request from one of them comes from the "
+        "rightmost address of that header that is not a trusted proxy itself (the query and "
+        "login limits and the audit log use it); empty: the connecting address is the client",
+    )
+
+
 class HubConfig(Section):
     hub_id: str = Field(description="this hub's id, e.g. the city code 'hub-5101'")
     state_dir: Path = Field(description="writable data directory (SQLite, keys)")
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
-    http: HttpConfig = Field(
-        default_factory=lambda: HttpConfig(port=8000), description="API and console server"
+    http: HubHttpConfig = Field(
+        default_factory=lambda: HubHttpConfig(port=8000), description="API and console server"
     )
     mqtt: MqttConfig = Field(
         default_factory=lambda: MqttConfig(host="127.0.0.1"), description="broker connection"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from aiohttp import web
 
@@ -44,7 +45,37 @@ def claims(request: web.Request) -> Claims:
 
 
 def client_of(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: the connecting one, or, when that is a trusted reverse proxy
+    (``http.trusted_proxies``), the rightmost address of ``X-Forwarded-For`` that no trusted
+    proxy added (the one the outermost proxy saw; addresses left of it are the client's say).
+
+    aiohttp-remotes does not fit: its filtered mode believes the header from anyone, its strict
+    mode refuses every request that did not come through the proxies (boxes on the LAN, local
+    health checks)."""
+    peer = request.remote or "unknown"
+    trusted = ctx(request).config.http.trusted_proxies
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for header in request.headers.getall("X-Forwarded-For", [])
+        for hop in header.split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _within(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:127.0.0.1 on a dual-stack socket
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 error = json_error

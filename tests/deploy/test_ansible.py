@@ -532,12 +532,13 @@ def assert_box_runs_the_image_unit(box: BoxHost, edge_toml: str, verify_root_dir
     assert verify_units(verify_root, "xfv-edge.service") == ""
 
 
-def assert_live_reception_files(site: DeploySite) -> None:
-    """The hub role's live reception: ``[signaling]`` in hub.toml, signaling.toml, the shared
-    token key and the signaling unit."""
+def assert_proxy_and_live_reception_files(site: DeploySite) -> None:
+    """The hub role's trusted proxy, and its live reception: ``[signaling]`` in hub.toml,
+    signaling.toml, the shared token key and the signaling unit."""
     etc = site.hub_root / "etc"
     assert (etc / "credentials" / "token-key").read_text().strip() == site.token_key
     hub_toml = (etc / "hub.toml").read_text()
+    assert 'trusted_proxies = ["127.0.0.1", "::1"]' in hub_toml
     assert f'url = "{site.signaling_url}"' in hub_toml
     assert f'internal_url = "ws://127.0.0.1:{site.signaling_port}/ws"' in hub_toml
     signaling_toml = (etc / "signaling.toml").read_text()
@@ -576,7 +577,7 @@ def test_hub_and_edge_roles_write_configs_units_and_credentials(
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (hub_etc / "credentials" / "mqtt-password").read_text().strip() == site.hub_password
-    assert_live_reception_files(site)
+    assert_proxy_and_live_reception_files(site)
     assert box.credential.read_text().strip() == site.box_passwords["box-a"]
     for secret in (hub_etc / "credentials" / "mqtt-password", box.credential):
         assert mode(secret) == 0o600

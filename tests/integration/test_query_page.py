@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, ViewportSize, expect
@@ -14,6 +15,7 @@ from hub.api import query as query_api
 from hub.store.migrations import migrations
 from hub.workflow import query
 from runtime.sqlite import open_database
+from tests.support.broker import Mosquitto, free_port
 from tests.support.procs import Hub, http_json
 from tests.workflow.test_query import CODE, UNIT_ID, UNIT_NAME, add_cases, reply, rules
 
@@ -30,11 +32,15 @@ def hub_db(hub: Hub) -> Database:
     return open_database(path, migrations)
 
 
-def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-    """(status, headers, JSON body) of one POST; HTTP errors are returned, not raised."""
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+def post(
+    url: str, body: dict[str, Any], forwarded_for: str | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """(status, headers, JSON body) of one POST (through a reverse proxy that says the client
+    is ``forwarded_for``); HTTP errors are returned, not raised."""
+    headers = {"Content-Type": "application/json"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, dict(resp.headers), json.loads(resp.read())
@@ -198,3 +204,57 @@ def test_wrong_codes_are_limited_per_case_and_per_address_across_a_restart(
     log = hub.process.log()
     assert CODE not in log and WRONG not in log
     assert "reached a limit" in log
+
+
+def test_behind_a_trusted_proxy_each_client_is_limited_on_its_own(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Behind the reverse proxy every request comes from 127.0.0.1: without
+    ``trusted_proxies`` one guesser would lock every petitioner out, with it each client
+    address is counted on its own, and an address a client made up is not believed."""
+    port = free_port()
+    proxied = {"host": "127.0.0.1", "port": port, "trusted_proxies": ["127.0.0.1", "::1"]}
+    hub = Hub(tmp_path / "hub", mosquitto, port=port, extra={"http": proxied}).start()
+    try:
+        db = hub_db(hub)
+        try:
+            (case,) = add_cases(db, 1)
+        finally:
+            db.close()
+        url, right = hub.base + "/api/v1/public/query", {"case_no": case, "code": CODE}
+        guesser, petitioner = "203.0.113.5", "198.51.100.7"
+        for n in range(query.CLIENT_LIMIT):
+            wrong = {"case_no": f"510104021-X{n % 4}", "code": WRONG}
+            assert post(url, wrong, forwarded_for=guesser)[0] == 404
+        assert post(url, right, forwarded_for=guesser)[0] == 429
+        # the guesser claims to be someone else: the proxy appends what it saw
+        assert post(url, right, forwarded_for=f"192.0.2.1, {guesser}")[0] == 429
+        status, _, answer = post(url, right, forwarded_for=petitioner)
+        assert status == 200 and answer["state"] == "registered"
+        # a chain through a second trusted proxy: the address before it is the client
+        assert post(url, right, forwarded_for=f"{guesser}, 127.0.0.1")[0] == 429
+        db = hub_db(hub)
+        try:
+            clients = {
+                r["client"]
+                for r in db.query("SELECT client FROM audit WHERE action = ?", ["query.limited"])
+            }
+        finally:
+            db.close()
+        assert clients == {guesser}
+    finally:
+        hub.stop()
+
+
+def test_without_trusted_proxies_a_forwarded_for_header_is_not_believed(hub: Hub) -> None:
+    db = hub_db(hub)
+    try:
+        (case,) = add_cases(db, 1)
+    finally:
+        db.close()
+    url = hub.base + "/api/v1/public/query"
+    for n in range(query.CLIENT_LIMIT):  # each from a different made-up address
+        wrong = {"case_no": f"510104021-X{n % 4}", "code": WRONG}
+        assert post(url, wrong, forwarded_for=f"203.0.113.{n + 1}")[0] == 404
+    status, _, _ = post(url, {"case_no": case, "code": CODE}, forwarded_for="198.51.100.7")
+    assert status == 429  # all of them were 127.0.0.1
