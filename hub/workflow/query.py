@@ -49,6 +49,13 @@ CLIENT_LIMIT = 20
 that address is refused for every case: stops guessing spread over many cases."""
 
 
+ATTEMPTS_KEPT = dt.timedelta(days=1)
+"""How long ``query_attempts`` rows (case number, client address, time, right or wrong) are
+kept: the limits need ``WINDOW`` of them; a day more lets an administrator look into a
+guessing attack. Older rows are deleted by :func:`prune_attempts` (client addresses are
+personal data, kept no longer than that)."""
+
+
 class AlreadyRated(WorkflowError):
     """The petitioner has already rated this case; a rating is given once."""
 
@@ -150,6 +157,13 @@ def check_code(db: Database, case_no: str, code: str, client: str, now: dt.datet
         if ok:
             return Check(Outcome.OK)
         return Check(Outcome.WRONG, tripped=_limit(db, case_no, client, now) is not None)
+
+
+def prune_attempts(db: Database, now: dt.datetime) -> int:
+    """Delete the query attempts older than ``ATTEMPTS_KEPT``; returns how many."""
+    with transaction(db):
+        cursor = db.execute("DELETE FROM query_attempts WHERE ts < ?", [_iso(now - ATTEMPTS_KEPT)])
+    return cursor.rowcount
 
 
 # -- the plain timeline --------------------------------------------------------------------

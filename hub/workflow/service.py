@@ -23,6 +23,7 @@ from hub.config import WebhookConfig, WorkflowConfig
 from hub.store.db import HubStore
 from hub.workflow.duplicates import suggest_new
 from hub.workflow.engine import Rules
+from hub.workflow.query import prune_attempts
 from hub.workflow.scanner import scan
 from runtime.config import read_secret
 from runtime.logs import QuietLogger
@@ -145,6 +146,7 @@ async def run_workflow(store: HubStore, rules: Rules, config: WorkflowConfig) ->
                     functools.partial(scan, rules=rules, now=now, channels=names, rebuild=rebuild)
                 )
                 rebuild = False
+                await store.run(functools.partial(prune_attempts, now=now))
                 await record_duplicates(store, result.adopted)
                 for sender in senders:
                     await deliver(store, sender)

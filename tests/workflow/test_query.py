@@ -137,6 +137,21 @@ def test_twenty_wrong_codes_from_one_address_lock_it_out_of_every_case(db: Datab
     assert check_code(db, numbers[5], CODE, other, NOW + dt.timedelta(seconds=30)).ok
 
 
+def test_attempts_older_than_a_day_are_pruned_and_the_limits_still_hold(db: Database) -> None:
+    case_no, other = add_cases(db, 2)
+    old = NOW - query.ATTEMPTS_KEPT - dt.timedelta(minutes=1)
+    for n in range(3):  # a day and a minute ago
+        check_code(db, other, f"9999999{n}", "192.0.2.50", old + dt.timedelta(seconds=n))
+    for n in range(query.CASE_LIMIT):  # just now
+        check_code(db, case_no, f"0000000{n}", "192.0.2.51", NOW + dt.timedelta(seconds=n))
+    later = NOW + dt.timedelta(minutes=1)
+    assert query.prune_attempts(db, later) == 3
+    clients = {r[0] for r in db.execute("SELECT client FROM query_attempts")}
+    assert clients == {"192.0.2.51"}
+    assert check_code(db, case_no, CODE, "192.0.2.52", later).outcome is Outcome.LIMITED
+    assert query.prune_attempts(db, later) == 0
+
+
 def test_the_limit_holds_across_a_restart(tmp_path: Path, db: Database) -> None:
     case_no = add_cases(db, 1)[0]
     for n in range(query.CASE_LIMIT):
