@@ -203,6 +203,13 @@ class HubConfig(Section):
     mqtt: MqttConfig = Field(
         default_factory=lambda: MqttConfig(host="127.0.0.1"), description="broker connection"
     )
+    recording_cache_mb: int = Field(
+        default=4096,
+        ge=16,
+        le=10_000_000,
+        description="MB of MP4s made for playback kept in state_dir/recording-cache; past it "
+        "the least recently played go first (one played again is made again)",
+    )
     public_url: str | None = Field(
         default=None,
         description="the hub's HTTP address as boxes reach it (blob uploads); "

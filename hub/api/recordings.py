@@ -9,7 +9,8 @@ playback URL once verified.
 ``GET /api/v1/cases/{case_no}/recordings/{sha256}.mp4?side=box|official`` → that side of the
 recording as MP4 (H.264 and AAC copied from the MPEG-TS the box recorded, never re-encoded;
 ``Range`` supported, for seeking). The MP4 is made once per (file, side) and cached on disk
-under ``state_dir/recording-cache``. 400 for another ``side``, 404 for a recording the case
+under ``state_dir/recording-cache``, up to ``recording_cache_mb`` (the least recently played
+go first, :func:`evict`). 400 for another ``side``, 404 for a recording the case
 does not have or a side it holds no media of, 409 while the file is not verified yet.
 
 Both are scoped like the case itself (:func:`hub.api.workflow.visible`): outside the caller's
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,8 @@ CACHE_DIR = "recording-cache"
 VERIFY_INTERVAL = 1.0
 """Seconds between sweeps for recordings whose blob has become complete."""
 _LOCKS = web.AppKey("recording_locks", dict)
+RECENT_SECONDS = 60.0
+"""A cached MP4 played this recently is never evicted (it may be being sent)."""
 
 
 class RemuxError(Exception):
@@ -100,6 +104,36 @@ def remux(source: Path, indexes: list[int], target: Path) -> float:
         partial.unlink(missing_ok=True)
         raise RemuxError(f"cannot remux {source.name} streams {indexes} to MP4: {exc}") from exc
     return end
+
+
+def evict(cache: Path, budget: int, now: float) -> list[Path]:
+    """Delete the least recently played MP4s in ``cache`` (by mtime, which playback touches)
+    until the rest fit in ``budget`` bytes, keeping any played in the last ``RECENT_SECONDS``;
+    returns what was deleted. Blocking."""
+    files = []
+    for path in cache.glob("*.mp4"):  # a remux under way is a .tmp
+        with contextlib.suppress(FileNotFoundError):
+            st = path.stat()
+            files.append((st.st_mtime, st.st_size, path))
+    total, deleted = sum(size for _, size, _ in files), []
+    for mtime, size, path in sorted(files):
+        if total <= budget:
+            break
+        if now - mtime < RECENT_SECONDS:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        deleted.append(path)
+    return deleted
+
+
+def _played(target: Path) -> bool:
+    """Mark ``target`` as just played; ``False`` if it is not there (never made, or evicted)."""
+    try:
+        os.utime(target)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _streams(row: dict[str, Any]) -> list[RecordedStream]:
@@ -206,10 +240,11 @@ async def play_recording(request: web.Request) -> web.StreamResponse:
     source = await asyncio.to_thread(blobs.path_of, sha)
     if not row["verified"] or source is None:
         return error(409, f"recording {sha} is not uploaded and verified yet")
-    target = ctx(request).config.state_dir / CACHE_DIR / f"{sha}-{side}.mp4"
+    config = ctx(request).config
+    target = config.state_dir / CACHE_DIR / f"{sha}-{side}.mp4"
     lock = request.app[_LOCKS].setdefault(target.name, asyncio.Lock())
     async with lock:
-        if not await asyncio.to_thread(target.is_file):
+        if not await asyncio.to_thread(_played, target):
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
             try:
                 seconds = await asyncio.to_thread(remux, source, indexes, target)
@@ -217,6 +252,10 @@ async def play_recording(request: web.Request) -> web.StreamResponse:
                 log.error("case %s: %s", case_no, exc)
                 return error(500, str(exc))
             log.info("case %s: recording %s side %s remuxed (%.1f s)", case_no, sha, side, seconds)
+            budget = config.recording_cache_mb * 1024 * 1024
+            deleted = await asyncio.to_thread(evict, target.parent, budget, time.time())
+            if deleted:
+                log.info("recording cache: evicted %d least recently played MP4s", len(deleted))
     who = claims(request)
     await ctx(request).store.audit(
         who.sub,
