@@ -28,7 +28,9 @@ import asyncio
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.queues
 import os
+import queue
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +54,7 @@ Events = list[tuple[str, str, bytes]]
 
 WORKERS = 2
 PARENT_CHECK_SECONDS = 0.5
+START_SECONDS = 30.0
 TURN_POLL_SECONDS = 0.0005
 TURN_TIMEOUT_SECONDS = 60.0
 """A batch that waits this long for the one before it to commit gives up (and the pool is
@@ -69,7 +72,12 @@ _closed: ctypes.c_bool | None = None
 
 
 def _start(
-    path: str, key: bytes, parent: int, turn: ctypes.c_longlong, closed: ctypes.c_bool
+    path: str,
+    key: bytes,
+    parent: int,
+    turn: ctypes.c_longlong,
+    closed: ctypes.c_bool,
+    started: multiprocessing.queues.Queue[int],
 ) -> None:
     """Runs once in each worker process: open the database, then watch for the hub's death."""
     global _db, _vault, _turn, _closed  # noqa: PLW0603 - the worker process's own state
@@ -77,6 +85,7 @@ def _start(
     _vault = PiiVault(key)
     _turn, _closed = turn, closed
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    started.put(os.getpid())
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -85,8 +94,21 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _ready() -> int:
-    return os.getpid()
+def _ready() -> None:
+    """A first call: it returns once a worker is up."""
+
+
+def _pids(started: multiprocessing.queues.Queue[int], count: int) -> list[int]:
+    """The pids of the ``count`` workers, as each reports once started (waits up to
+    ``START_SECONDS`` for them)."""
+    pids: list[int] = []
+    deadline = time.monotonic() + START_SECONDS
+    while len(pids) < count:
+        try:
+            pids.append(started.get(timeout=max(0.01, deadline - time.monotonic())))
+        except queue.Empty:
+            break
+    return sorted(pids)
 
 
 def _write(ticket: int, events: Events) -> Batch:
@@ -134,21 +156,28 @@ class IngestWriter(AsyncResource):
             context = multiprocessing.get_context("spawn")
             self._turn = context.RawValue(ctypes.c_longlong, self._tickets)
             self._closed = context.RawValue(ctypes.c_bool, False)
+            started: multiprocessing.queues.Queue[int] = context.Queue()
             self._pool = ProcessPoolExecutor(
                 self._workers,
                 mp_context=context,
                 initializer=_start,
-                initargs=(str(self.path), self._key, os.getpid(), self._turn, self._closed),
+                initargs=(
+                    str(self.path),
+                    self._key,
+                    os.getpid(),
+                    self._turn,
+                    self._closed,
+                    started,
+                ),
             )
-            # Start them now: a worker that cannot open the database fails the hub's start-up.
+            # Start them now (one call each: the pool starts a worker per call while none is
+            # idle): a worker that cannot open the database fails the hub's start-up.
             loop = asyncio.get_running_loop()
-            self.pids = sorted(
-                set(
-                    await asyncio.gather(
-                        *(loop.run_in_executor(self._pool, _ready) for _ in range(self._workers))
-                    )
-                )
+            await asyncio.gather(
+                *(loop.run_in_executor(self._pool, _ready) for _ in range(self._workers))
             )
+            self.pids = await asyncio.to_thread(_pids, started, self._workers)
+            started.close()
             log.info("ingest writers started (pids %s) on %s", self.pids, self.path)
         return self
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import psutil
+
 from contracts import topics
-from hub.ingest.writer import IngestWriter
+from hub.ingest.writer import WORKERS, IngestWriter
 from hub.store.events import Batch, Outcome
 from hub.store.migrations import migrations
 from runtime.sqlite import open_database
@@ -55,3 +57,14 @@ async def test_close_does_not_wait_for_batches_never_run(tmp_path: Path) -> None
     db = open_database(path, migrations)
     head = db.execute("SELECT coalesce(max(head_seq), 0) FROM streams").fetchone()[0]
     assert head == 10 * len(committed)
+
+
+async def test_pids_names_every_worker(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    open_database(path, migrations).close()
+    async with IngestWriter(path, KEY) as writer:
+        children = {p.pid for p in psutil.Process().children()}
+        assert len(writer.pids) == WORKERS and set(writer.pids) <= children, (writer.pids, children)
+        first = writer.pids
+        await writer.write(batches("box-a", 5, 5)[0])
+        assert writer.pids == first
