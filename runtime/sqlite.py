@@ -1,8 +1,10 @@
-"""One SQLite database, one writer thread.
+"""One SQLite database, one writer thread (and readers beside it).
 
 sqlite-utils is synchronous, so every call runs on a single dedicated thread: the event loop
 never blocks on the disk, and there is exactly one writer per database. The database is in WAL
 mode; schema changes happen only through named, transactional sqlite-utils ``Migrations``.
+Long read-only work (statistics over every case) goes to ``Store.read``: reader threads with
+connections of their own, which WAL lets read while the writer writes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +47,10 @@ def open_database(
     return db
 
 
+READERS = 2
+"""Reader threads (and connections) of a ``Store``."""
+
+
 class Store(AsyncResource):
     """An async handle on one database; subclasses add the domain methods.
 
@@ -55,12 +62,18 @@ class Store(AsyncResource):
         path: Path,
         migrations: Migrations,
         synchronous: Literal["NORMAL", "FULL"] = "FULL",
+        readers: int = READERS,
     ) -> None:
         self.path = path
         self._migrations = migrations
         self._synchronous: Literal["NORMAL", "FULL"] = synchronous
         self._executor: ThreadPoolExecutor | None = None
         self._db: Database | None = None
+        self._readers = readers
+        self._reader_pool: ThreadPoolExecutor | None = None
+        self._reader_dbs: list[Database] = []
+        self._reader_local = threading.local()
+        self._reader_lock = threading.Lock()
 
     async def open(self) -> Self:
         if self._executor is None:
@@ -68,14 +81,23 @@ class Store(AsyncResource):
             self._db = await self._submit(
                 open_database, self.path, self._migrations, self._synchronous
             )
+            self._reader_pool = ThreadPoolExecutor(
+                self._readers, thread_name_prefix=f"sqlite-{self.path.stem}-read"
+            )
             log.debug("opened %s", self.path)
         return self
 
     async def close(self) -> None:
-        executor, db = self._executor, self._db
-        self._executor, self._db = None, None
+        executor, db, readers = self._executor, self._db, self._reader_pool
+        self._executor, self._db, self._reader_pool = None, None, None
         if executor is None:
             return
+        if readers is not None:
+            await asyncio.to_thread(readers.shutdown, wait=True)  # reads under way finish
+            with self._reader_lock:
+                reader_dbs, self._reader_dbs = self._reader_dbs, []
+            for reader in reader_dbs:
+                reader.close()
         if db is not None:
             await asyncio.get_running_loop().run_in_executor(executor, db.close)
         executor.shutdown(wait=True)
@@ -85,6 +107,26 @@ class Store(AsyncResource):
         if self._db is None:
             raise StoreClosed(f"database {str(self.path)!r} is closed")
         return await self._submit(fn, self._db)
+
+    async def read(self, fn: Callable[[Database], T]) -> T:
+        """Run ``fn(db)`` on a reader thread, with a connection of its own that cannot write
+        (``PRAGMA query_only``): it waits for no write and holds none up, and sees what was
+        committed when its statements started."""
+        pool = self._reader_pool
+        if pool is None:
+            raise StoreClosed(f"database {str(self.path)!r} is closed")
+        return await asyncio.get_running_loop().run_in_executor(pool, self._read, fn)
+
+    def _read(self, fn: Callable[[Database], T]) -> T:
+        db: Database | None = getattr(self._reader_local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            db = self._reader_local.db = Database(conn)
+            with self._reader_lock:
+                self._reader_dbs.append(db)
+        return fn(db)
 
     async def _submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._executor is None:

@@ -99,7 +99,7 @@ async def get_stats(request: web.Request) -> web.Response:
         ).as_dict()
 
     try:
-        body = await ctx(request).store.run(read)
+        body = await ctx(request).store.read(read)
     except StatsError as exc:
         return error(400, str(exc))
     return web.json_response(body)
@@ -117,7 +117,7 @@ async def _report(request: web.Request) -> MonthlyReport | web.Response:
         return error(400, str(exc), field="month")
     if start > today:
         return error(400, f"month {month} has not begun yet", field="month")
-    return await ctx(request).store.run(lambda db: monthly_report(db, scope, month, today))
+    return await ctx(request).store.read(lambda db: monthly_report(db, scope, month, today))
 
 
 async def get_ranking(request: web.Request) -> web.Response:
