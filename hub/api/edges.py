@@ -13,6 +13,7 @@ from aiohttp import web
 from contracts.access import Role
 from contracts.divisions import Tier, parse_division
 from contracts.places import place_name
+from contracts.signaling import QUEUE_ROLES, WATCH_ROLES
 from hub.api.context import claims, ctx, error
 from hub.store.db import EdgeRow
 
@@ -78,6 +79,9 @@ async def me(request: web.Request) -> web.Response:
             "jurisdiction": cl.jur,
             "jurisdiction_name": place_name(cl.jur),
             "unit_id": cl.unit,
+            # the live reception pages this user has (the console's headers show only those)
+            "live_queue": ctx(request).config.signaling.enabled and cl.role in QUEUE_ROLES,
+            "live_wall": ctx(request).config.signaling.enabled and cl.role in WATCH_ROLES,
         }
     )
 

@@ -9,7 +9,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from contracts.access import Claims
+from contracts.access import Claims, Role
+from contracts.signaling import QUEUE_ROLES, WATCH_ROLES
 from hub.api.auth import console_claims
 from hub.api.context import client_of, ctx
 from hub.api.workflow import visible
@@ -82,14 +83,28 @@ def html_page(text: str, status: int = 200) -> web.Response:
     )
 
 
-def signed_in_page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """A static page for signed-in users; others are sent to the login form."""
+def signed_in_page(
+    name: str, roles: frozenset[Role] | None = None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A static page for signed-in users (of ``roles``, if given: others get 403); users not
+    signed in are sent to the login form."""
 
     async def page(request: web.Request) -> web.Response:
-        signed_in(request)
+        who = signed_in(request)
+        if roles is not None and who.role not in roles:
+            return html_page(ROLE_REFUSED_PAGE, status=403)
         return html_page(STATIC.joinpath(name).read_text("utf-8"))
 
     return page
+
+
+ROLE_REFUSED_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>无权使用 · Forbidden</title><link rel="stylesheet" href="/static/console.css"></head>
+<body><main class="refused" role="alert" data-status="403"><h1>您的角色不能使用此页面</h1>
+<p>视频接访的待接访队列由信访部门和承办人员使用，实时监看由督查人员使用。</p>
+<p lang="en">Your role cannot use this page: the waiting queue is for the petition office and
+officials, the live wall for monitors.</p>
+<p><a href="/">返回首页 · Back</a></p></main></body></html>"""
 
 
 console_page = signed_in_page("console.html")
@@ -126,12 +141,13 @@ supervision_page = signed_in_page("supervision.html")
 inbox_page = signed_in_page("inbox.html")
 
 # Live reception: the signaling server refuses what a user's role may not do (accept from the
-# queue, watch a session), so the pages themselves only need a signed-in user.
-live_page = signed_in_page("live.html")
+# queue, watch a session); the queue and the wall are refused here too, and ``/api/v1/me``
+# says which of them a user has, so the pages' headers show only those links.
+live_page = signed_in_page("live.html", QUEUE_ROLES)
 """``/live``: the official's waiting queue."""
-call_page = signed_in_page("call.html")
+call_page = signed_in_page("call.html", QUEUE_ROLES)
 """``/live/call/{session_id}``: one call; the page resumes the session on its own socket."""
-wall_page = signed_in_page("wall.html")
+wall_page = signed_in_page("wall.html", WATCH_ROLES)
 """``/wall``: the monitors' wall of live sessions, watched unseen."""
 live_session_page = signed_in_page("session.html")
 """``/live/sessions/{session_id}``: one session and its monitor views."""

@@ -25,7 +25,7 @@ from runtime.sqlite import open_database
 from tests.integration.conftest import PeerLoop
 from tests.support.live import PASSWORD, TOWNSHIP, LiveStack, case_no
 from tests.support.livepeer import LivePeer
-from tests.support.procs import http_json
+from tests.support.procs import Hub, http_json
 
 WAIT_MS = 20_000
 """Milliseconds a page gets for what must happen (generous: the machine is shared)."""
@@ -223,3 +223,33 @@ def test_a_monitor_watches_from_the_wall_unseen_and_the_session_lists_the_view(
     finally:
         for peer in (box, official):
             peers.run(peer.close())
+
+
+def test_each_role_is_shown_and_let_into_only_its_live_pages(
+    live_stack: LiveStack, live_browser: Browser
+) -> None:
+    for user, mine, other in (("zhang", "/live", "/wall"), ("li_monitor", "/wall", "/live")):
+        page = sign_in(live_browser, live_stack, user)
+        expect(page.locator(f'header a[href="{mine}"]')).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator(f'header a[href="{other}"]')).to_be_hidden()
+        page.goto(live_stack.hub.base + other)
+        expect(page.locator("main.refused h1")).to_have_text("您的角色不能使用此页面")
+        page.goto(live_stack.hub.base + mine)
+        expect(page.locator(f'header a[href="{mine}"]')).to_be_visible(timeout=WAIT_MS)
+        page.context.close()
+
+
+def test_without_live_reception_no_live_link_is_shown(hub: Hub, live_browser: Browser) -> None:
+    hub.add_user("zhou", "official", "510104", "zhou-password")
+    status, me = http_json(hub.base + "/api/v1/me", hub.login("zhou", "zhou-password"))
+    assert status == 200 and me["live_queue"] is False and me["live_wall"] is False
+    page = live_browser.new_page()
+    page.goto(hub.base + "/login")
+    page.fill("input[name=username]", "zhou")
+    page.fill("input[name=password]", "zhou-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(hub.base + "/")
+    expect(page.locator("#who")).to_contain_text("zhou", timeout=WAIT_MS)
+    expect(page.locator('header a[href="/live"]')).to_be_hidden()
+    expect(page.locator('header a[href="/wall"]')).to_be_hidden()
+    page.close()

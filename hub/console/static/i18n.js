@@ -107,11 +107,15 @@ const XFV = {
       }
     });
   },
-  // The signed-in user, shown in the header element `id`.
+  // The signed-in user, shown in the header element `id`; the header keeps only the live
+  // reception links the user's role has (the queue, the wall; none while live is off).
   async whoami(id = "who") {
     const me = await XFV.json("/api/v1/me");
     document.getElementById(id).textContent =
       `${me.username} · ${XFV.lang === "en" ? me.role : me.role_name} · ${me.jurisdiction_name}`;
+    for (const [href, shown] of [["/live", me.live_queue], ["/wall", me.live_wall]]) {
+      for (const a of document.querySelectorAll(`header a[href="${href}"]`)) a.hidden = !shown;
+    }
     return me;
   },
   setup(text, render) {
