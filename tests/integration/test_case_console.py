@@ -14,6 +14,7 @@ from hub.config import REPLY_ELEMENTS
 from hub.workflow.states import State
 from tests.integration.test_duplicates_api import seed as seed_duplicates
 from tests.integration.test_workflow_api import post_step, seed
+from tests.support.console import console_sign_in
 from tests.support.procs import Hub, http_json, wait_until
 
 
@@ -21,11 +22,7 @@ def sign_in(browser: Browser, hub: Hub, user: str) -> Page:
     """A fresh browser context at the console's 1280x800, signed in as ``user``."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    page.goto(hub.base + "/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", f"{user}-password")
-    page.click("button[type=submit]")
-    page.wait_for_url(hub.base + "/")
+    console_sign_in(page, hub.base, user, f"{user}-password")
     return page
 
 

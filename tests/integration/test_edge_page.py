@@ -12,6 +12,7 @@ from contracts import topics
 from contracts.presence import Birth
 from tests.integration.test_presence import online_with, publish_as
 from tests.support.broker import Mosquitto
+from tests.support.console import console_sign_in
 from tests.support.events import FORM, RawClient, chain_of, id_number
 from tests.support.procs import Hub, XfvProcess, http_json, start_edge_on_port, wait_until
 
@@ -19,11 +20,7 @@ TOWNSHIP = "510104021"  # 锦江区 盐市口街道
 
 
 def sign_in(page: Page, hub: Hub, username: str = "admin", password: str | None = None) -> None:
-    page.goto(hub.base + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password or hub.admin_password)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(hub.base + "/")
+    console_sign_in(page, hub.base, username, password or hub.admin_password)
 
 
 def register(kiosk: str, n: int) -> str:

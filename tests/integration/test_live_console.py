@@ -23,6 +23,7 @@ from hub.store.migrations import migrations
 from hub.workflow.seed import generate, insert_cases
 from runtime.sqlite import open_database
 from tests.integration.conftest import PeerLoop
+from tests.support.console import console_sign_in
 from tests.support.live import PASSWORD, TOWNSHIP, LiveStack, case_no
 from tests.support.livepeer import LivePeer
 from tests.support.procs import Hub, http_json
@@ -37,11 +38,7 @@ def sign_in(browser: Browser, stack: LiveStack, user: str) -> Page:
     page = context.new_page()
     page.on("console", lambda m: print(f"[{user} console] {m.type}: {m.text}"))
     page.on("pageerror", lambda e: print(f"[{user} pageerror] {e}"))
-    page.goto(stack.hub.base + "/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(stack.hub.base + "/")
+    console_sign_in(page, stack.hub.base, user, PASSWORD)
     return page
 
 
@@ -244,11 +241,7 @@ def test_without_live_reception_no_live_link_is_shown(hub: Hub, live_browser: Br
     status, me = http_json(hub.base + "/api/v1/me", hub.login("zhou", "zhou-password"))
     assert status == 200 and me["live_queue"] is False and me["live_wall"] is False
     page = live_browser.new_page()
-    page.goto(hub.base + "/login")
-    page.fill("input[name=username]", "zhou")
-    page.fill("input[name=password]", "zhou-password")
-    page.click("button[type=submit]")
-    page.wait_for_url(hub.base + "/")
+    console_sign_in(page, hub.base, "zhou", "zhou-password")
     expect(page.locator("#who")).to_contain_text("zhou", timeout=WAIT_MS)
     expect(page.locator('header a[href="/live"]')).to_be_hidden()
     expect(page.locator('header a[href="/wall"]')).to_be_hidden()

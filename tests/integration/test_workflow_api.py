@@ -16,6 +16,7 @@ from hub.store.migrations import migrations
 from hub.workflow.seed import generate, insert_cases
 from runtime.sqlite import open_database
 from tests.integration.test_blob_access import audit_rows
+from tests.support.console import console_sign_in
 from tests.support.procs import XFV, Hub, http_json, wait_until
 
 TOWNSHIP = "510104021"
@@ -79,11 +80,7 @@ def test_steps_over_the_api_with_roles_and_the_cross_county_refusal(
     assert post_step(hub, qy, case_no, action="archive")[0] == 403
     assert http_json(f"{hub.base}/api/v1/cases?limit=10", qy)[1]["total"] == 0
     page = browser.new_page()
-    page.goto(hub.base + "/login")
-    page.fill("input[name=username]", "qy")
-    page.fill("input[name=password]", "qy-password")
-    page.click("button[type=submit]")
-    page.wait_for_url(hub.base + "/")
+    console_sign_in(page, hub.base, "qy", "qy-password")
     response = page.goto(f"{hub.base}/cases/{case_no}")
     assert response is not None and response.status == 403
     assert page.locator("h1").inner_text() == "无权查看该案件"
