@@ -40,6 +40,8 @@ def test_login_gives_a_token_with_role_and_jurisdiction(hub: Hub) -> None:
         "jurisdiction": "51",
         "jurisdiction_name": "四川省",
         "unit_id": None,
+        "live_queue": False,  # live reception is off in this hub, and an admin takes no calls
+        "live_wall": False,
     }
 
 
