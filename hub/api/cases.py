@@ -112,7 +112,7 @@ async def list_cases(request: web.Request) -> web.Response:
         )
         return int(total), [_named(r) for r in rows]
 
-    total, rows = await ctx(request).store.run(read)
+    total, rows = await ctx(request).store.read(read)
     return web.json_response({"total": total, "limit": limit, "offset": offset, "cases": rows})
 
 

@@ -218,8 +218,8 @@ async def supervision(request: web.Request) -> web.Response:
     count of open cases by light, in the caller's jurisdiction."""
     c, scope = ctx(request), case_scope(request)
     today = china_today(dt.datetime.now(dt.UTC))
-    cases = await c.store.run(lambda db: _supervision(db, scope, today.isoformat()))
-    lights = await c.store.run(lambda db: _lights(db, scope))
+    cases = await c.store.read(lambda db: _supervision(db, scope, today.isoformat()))
+    lights = await c.store.read(lambda db: _lights(db, scope))
     for row in cases:
         row["township_name"] = place_name(row["township"])
         row["state_label"] = State(row["state"]).label_zh
