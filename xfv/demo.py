@@ -24,7 +24,7 @@ from edge.app import EdgeApp
 from edge.config import EdgeConfig, TelemetryConfig
 from hub.accounts import hash_password
 from hub.app import HubApp
-from hub.config import HubConfig, SignalingLink
+from hub.config import HubConfig, HubHttpConfig, SignalingLink
 from hub.media.config import RelayConfig
 from hub.org import UserRow, apply_org, load_units, load_users
 from hub.store.db import HubStore
@@ -150,7 +150,7 @@ async def run_demo(
         hub_config = HubConfig(
             hub_id=HUB_ID,
             state_dir=state_dir / "hub",
-            http=HttpConfig(host=LOOPBACK, port=http_port),
+            http=HubHttpConfig(host=LOOPBACK, port=http_port),
             mqtt=MqttConfig(
                 host=broker.host,
                 port=broker.port,
